@@ -1,0 +1,602 @@
+// The slow paths of the pool engine: registration of threads and engines,
+// spilling and refilling between tiers, stealing, aging, thread exit.
+//
+// Lock order: registry mutex -> engine::mu_ -> cache_record::mu.
+// No user code (engine_client::destroy) runs while the registry mutex or an
+// engine mutex is held, except when memory for bookkeeping ran out, where
+// destroying an object is the only way to not leak it.
+
+#include "syncpool/internal/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace syncpool {
+namespace internal {
+
+// ---------------------------------------------------------------------------
+// batch and batch_list
+
+namespace {
+
+batch* make_batch(uint32_t capacity) noexcept {
+  const size_t bytes = offsetof(batch, items) + sizeof(void*) * std::max<uint32_t>(capacity, 1);
+  void* mem = ::operator new(bytes, std::nothrow);
+  if (mem == nullptr) return nullptr;
+  batch* b = static_cast<batch*>(mem);
+  b->next = nullptr;
+  b->count = 0;
+  b->capacity = capacity;
+  return b;
+}
+
+void free_batch(batch* b) noexcept { ::operator delete(static_cast<void*>(b)); }
+
+}  // namespace
+
+void batch_list::push(batch* b) noexcept {
+  b->next = head_;
+  head_ = b;
+  if (tail_ == nullptr) tail_ = b;
+  size_ += b->count;
+}
+
+batch* batch_list::pop() noexcept {
+  batch* b = head_;
+  if (b == nullptr) return nullptr;
+  head_ = b->next;
+  if (head_ == nullptr) tail_ = nullptr;
+  b->next = nullptr;
+  size_ -= b->count;
+  return b;
+}
+
+void batch_list::splice(batch_list& other) noexcept {
+  if (other.head_ == nullptr) return;
+  if (head_ == nullptr) {
+    head_ = other.head_;
+  } else {
+    tail_->next = other.head_;
+  }
+  tail_ = other.tail_;
+  size_ += other.size_;
+  other.head_ = other.tail_ = nullptr;
+  other.size_ = 0;
+}
+
+void* batch_list::pop_one() noexcept {
+  while (head_ != nullptr && head_->count == 0) free_batch(pop());
+  if (head_ == nullptr) return nullptr;
+  --size_;
+  void* obj = head_->items[--head_->count];
+  if (head_->count == 0) free_batch(pop());
+  return obj;
+}
+
+batch* batch_list::release() noexcept {
+  batch* b = head_;
+  head_ = tail_ = nullptr;
+  size_ = 0;
+  return b;
+}
+
+// ---------------------------------------------------------------------------
+// The registry of live engines and the per-thread tables.
+
+struct engine_registry {
+  std::mutex mu;
+  std::condition_variable unpinned;
+  std::vector<engine*> engines;  // by id; nullptr where free
+  std::vector<uint32_t> free_ids;
+  uint64_t next_serial = 1;
+
+  static engine_registry& get() {
+    // Never destroyed: threads and static pools may outlive any destructor
+    // order we could pick.
+    static engine_registry* r = new engine_registry;
+    return *r;
+  }
+};
+
+namespace {
+
+// What t_table points to once a thread has torn its table down: caching
+// stops, calls go to the engine's shared tiers.
+thread_local constinit thread_table t_dead_table{nullptr, 0, true};
+
+struct thread_exit_hook {
+  ~thread_exit_hook() {
+    if (t_table != nullptr && !t_table->dead) release_thread_table(t_table);
+  }
+};
+
+thread_table* this_thread_table() noexcept {
+  thread_table* t = t_table;
+  if (ABSL_PREDICT_TRUE(t != nullptr)) return t;
+  t = new (std::nothrow) thread_table;
+  if (t == nullptr) return nullptr;
+  // Constructing the hook registers its destructor for this thread's exit.
+  static thread_local thread_exit_hook hook;
+  (void)hook;
+  t_table = t;
+  return t;
+}
+
+void free_record(cache_record* r) noexcept {
+  if (r->slot_batch != nullptr) free_batch(r->slot_batch);
+  if (r->spare != nullptr) free_batch(r->spare);
+  delete r;
+}
+
+}  // namespace
+
+void release_thread_table(thread_table* t) noexcept {
+  engine_registry& reg = engine_registry::get();
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    for (uint32_t i = 0; i < t->size; ++i) {
+      cache_record* r = t->records[i];
+      if (r == nullptr) continue;
+      if (r->owner_engine != nullptr) r->owner_engine->adopt(r);
+      free_record(r);
+    }
+  }
+  delete[] t->records;
+  delete t;
+  t_table = &t_dead_table;
+}
+
+// ---------------------------------------------------------------------------
+// engine: construction, destruction
+
+engine::engine(engine_client client, engine_config config)
+    : client_(client),
+      capacity_(std::max<uint32_t>(config.local_capacity, 1)),
+      batch_size_(std::max<uint32_t>(capacity_ / 2, 1)) {
+  engine_registry& reg = engine_registry::get();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  if (!reg.free_ids.empty()) {
+    id_ = reg.free_ids.back();
+    reg.free_ids.pop_back();
+    reg.engines[id_] = this;
+  } else {
+    id_ = static_cast<uint32_t>(reg.engines.size());
+    reg.engines.push_back(this);
+  }
+  serial_ = reg.next_serial++;
+  // Epochs of different engines never meet, so a record left behind by a
+  // dead engine with the same id never passes the fast path's check.
+  epoch_.store(serial_ << 32, std::memory_order_relaxed);
+}
+
+engine::~engine() {
+  engine_registry& reg = engine_registry::get();
+  batch* dead = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(reg.mu);
+    reg.unpinned.wait(lock, [this] { return pins_ == 0; });
+    reg.engines[id_] = nullptr;
+    reg.free_ids.push_back(id_);
+    std::lock_guard<std::mutex> elock(mu_);
+    batch_list all;
+    all.splice(victim_);
+    all.splice(orphans_);
+    for (cache_record* r = records_; r != nullptr; r = r->next) {
+      {
+        std::lock_guard<std::mutex> rlock(r->mu);
+        all.splice(r->shared);
+        r->shared_hint.store(0, std::memory_order_relaxed);
+      }
+      // The owner no longer uses this engine (the caller's contract), so its
+      // slots are ours to empty. The record itself stays in the owner's
+      // table until the owner notices it is stale or exits.
+      const uint32_t n = r->count.load(std::memory_order_relaxed);
+      if (n != 0) {
+        r->slot_batch->count = n;
+        r->count.store(0, std::memory_order_relaxed);
+        batch* fresh = r->spare;
+        r->spare = nullptr;
+        if (fresh == nullptr) fresh = make_batch(capacity_);
+        if (fresh != nullptr) {
+          all.push(r->slot_batch);
+          r->slot_batch = fresh;
+          r->slots = fresh->items;
+        } else {
+          client_.destroy(client_.ctx, r->slots, n);
+        }
+      }
+      r->owner_engine = nullptr;
+    }
+    records_ = nullptr;
+    dead = all.release();
+  }
+  destroy_chain(dead);
+}
+
+void engine::destroy_chain(batch* b) noexcept {
+  while (b != nullptr) {
+    batch* next = b->next;
+    if (b->count != 0) client_.destroy(client_.ctx, b->items, b->count);
+    free_batch(b);
+    b = next;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// engine: per-thread records
+
+cache_record* engine::this_thread_record() {
+  thread_table* t = this_thread_table();
+  if (t == nullptr || t->dead) return nullptr;
+  if (id_ >= t->size) {
+    const uint32_t size = std::max<uint32_t>(id_ + 1, t->size * 2);
+    auto** grown = new (std::nothrow) cache_record*[size]();
+    if (grown == nullptr) return nullptr;
+    if (t->size != 0) std::memcpy(grown, t->records, sizeof(cache_record*) * t->size);
+    delete[] t->records;
+    t->records = grown;
+    t->size = size;
+  }
+  cache_record* r = t->records[id_];
+  if (r != nullptr && r->owner_engine == this && r->engine_serial == serial_) return r;
+  if (r != nullptr) {
+    // Left behind by a destroyed engine that had our id; it holds nothing.
+    free_record(r);
+    t->records[id_] = nullptr;
+  }
+  r = new (std::nothrow) cache_record;
+  if (r == nullptr) return nullptr;
+  r->slot_batch = make_batch(capacity_);
+  if (r->slot_batch == nullptr) {
+    delete r;
+    return nullptr;
+  }
+  r->slots = r->slot_batch->items;
+  r->capacity = capacity_;
+  r->owner_engine = this;
+  r->engine_serial = serial_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    r->epoch_seen = epoch_.load(std::memory_order_relaxed);
+    r->next = records_;
+    if (records_ != nullptr) records_->prev = r;
+    records_ = r;
+  }
+  t->records[id_] = r;
+  return r;
+}
+
+batch* engine::take_slots(cache_record* r) noexcept {
+  batch* fresh = r->spare;
+  r->spare = nullptr;
+  if (fresh == nullptr) fresh = make_batch(capacity_);
+  if (fresh == nullptr) return nullptr;
+  batch* old = r->slot_batch;
+  old->count = r->count.load(std::memory_order_relaxed);
+  r->slot_batch = fresh;
+  r->slots = fresh->items;
+  r->count.store(0, std::memory_order_relaxed);
+  return old;
+}
+
+void engine::sync_epoch(cache_record* r, bool may_destroy) noexcept {
+  if (ABSL_PREDICT_TRUE(r->epoch_seen == epoch_.load(std::memory_order_acquire))) return;
+  const uint32_t n = r->count.load(std::memory_order_relaxed);
+  bool destroy_slots = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t now = epoch_.load(std::memory_order_relaxed);
+    const uint64_t missed = now - r->epoch_seen;
+    r->epoch_seen = now;
+    if (n == 0) return;
+    if (missed == 1 || !may_destroy) {
+      // One cycle passed since these were primary: they are victims now.
+      if (batch* old = take_slots(r)) {
+        victim_.push(old);
+        return;
+      }
+    }
+    destroy_slots = true;
+  }
+  if (destroy_slots) {
+    client_.destroy(client_.ctx, r->slots, n);
+    r->count.store(0, std::memory_order_relaxed);
+  }
+}
+
+bool engine::spill(cache_record* r) noexcept {
+  batch* b = r->spare;
+  r->spare = nullptr;
+  if (b == nullptr) b = make_batch(capacity_);
+  if (b == nullptr) return false;
+  // The oldest objects leave; the newest (warmest in cache) stay private.
+  const uint32_t n = r->count.load(std::memory_order_relaxed);
+  const uint32_t moved = std::min(batch_size_, n);
+  std::memcpy(b->items, r->slots, sizeof(void*) * moved);
+  std::memmove(r->slots, r->slots + moved, sizeof(void*) * (n - moved));
+  b->count = moved;
+  r->count.store(n - moved, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(r->mu);
+  r->shared.push(b);
+  r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
+  return true;
+}
+
+void engine::refill(cache_record* r, batch* b) noexcept {
+  // The caller found r's slots empty.
+  std::memcpy(r->slots, b->items, sizeof(void*) * b->count);
+  r->count.store(b->count, std::memory_order_relaxed);
+  b->count = 0;
+  b->next = nullptr;
+  if (r->spare == nullptr) {
+    r->spare = b;
+  } else {
+    free_batch(b);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// engine: slow paths of get and put
+
+void* engine::get_slow() {
+  cache_record* r = this_thread_record();
+  if (ABSL_PREDICT_FALSE(r == nullptr)) {
+    // An exiting thread (or no memory for a record): shared tiers only.
+    std::lock_guard<std::mutex> lock(mu_);
+    void* obj = orphans_.pop_one();
+    if (obj != nullptr) {
+      ++retired_.stolen;
+      return obj;
+    }
+    obj = victim_.pop_one();
+    if (obj != nullptr) {
+      ++retired_.victim_hits;
+    } else {
+      ++retired_.misses;
+    }
+    return obj;
+  }
+  sync_epoch(r, /*may_destroy=*/true);
+
+  auto pop = [r] {
+    const uint32_t n = r->count.load(std::memory_order_relaxed) - 1;
+    r->count.store(n, std::memory_order_relaxed);
+    return r->slots[n];
+  };
+  if (r->count.load(std::memory_order_relaxed) != 0) {
+    r->local_hits.bump();
+    return pop();
+  }
+
+  // 2. Our own shared queue.
+  if (r->shared_hint.load(std::memory_order_relaxed) != 0) {
+    batch* b;
+    {
+      std::lock_guard<std::mutex> lock(r->mu);
+      b = r->shared.pop();
+      r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
+    }
+    if (b != nullptr && b->count != 0) {
+      refill(r, b);
+      r->local_hits.bump();
+      return pop();
+    }
+    if (b != nullptr) free_batch(b);
+  }
+
+  // 3. Other threads' shared queues, then orphans of exited threads;
+  // 4. only then the victim, so that victims age out (as Go does).
+  batch* b = nullptr;
+  void* obj = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (cache_record* q = records_; q != nullptr && b == nullptr; q = q->next) {
+      if (q == r || q->shared_hint.load(std::memory_order_relaxed) == 0) continue;
+      std::lock_guard<std::mutex> qlock(q->mu);
+      b = q->shared.pop();
+      q->shared_hint.store(q->shared.size(), std::memory_order_relaxed);
+      if (b != nullptr && b->count == 0) {
+        free_batch(b);
+        b = nullptr;
+      }
+    }
+    if (b == nullptr) {
+      while ((b = orphans_.pop()) != nullptr && b->count == 0) free_batch(b);
+    }
+    if (b == nullptr) obj = victim_.pop_one();
+  }
+  if (b != nullptr) {
+    refill(r, b);
+    r->stolen.bump();
+    return pop();
+  }
+  if (obj != nullptr) {
+    r->victim_hits.bump();
+  } else {
+    r->misses.bump();
+  }
+  return obj;
+}
+
+void engine::put_slow(void* obj) noexcept {
+  cache_record* r = this_thread_record();
+  if (ABSL_PREDICT_FALSE(r == nullptr)) {
+    batch* b = make_batch(1);
+    if (b == nullptr) {
+      client_.destroy(client_.ctx, &obj, 1);
+      return;
+    }
+    b->items[0] = obj;
+    b->count = 1;
+    std::lock_guard<std::mutex> lock(mu_);
+    orphans_.push(b);
+    return;
+  }
+  sync_epoch(r, /*may_destroy=*/true);
+  if (r->count.load(std::memory_order_relaxed) == r->capacity && !spill(r)) {
+    client_.destroy(client_.ctx, &obj, 1);
+    return;
+  }
+  const uint32_t n = r->count.load(std::memory_order_relaxed);
+  r->slots[n] = obj;
+  r->count.store(n + 1, std::memory_order_relaxed);
+}
+
+void engine::put_many(void* const* objs, size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i) put(objs[i]);
+}
+
+// ---------------------------------------------------------------------------
+// engine: aging, draining, thread hand-over, flushing
+
+void engine::age() {
+  batch* dead;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dead = victim_.release();
+    victim_.splice(orphans_);
+    for (cache_record* r = records_; r != nullptr; r = r->next) {
+      std::lock_guard<std::mutex> rlock(r->mu);
+      victim_.splice(r->shared);
+      r->shared_hint.store(0, std::memory_order_relaxed);
+    }
+    epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  destroy_chain(dead);
+}
+
+void engine::drain(bool destroy) {
+  batch_list all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    all.splice(victim_);
+    all.splice(orphans_);
+    for (cache_record* r = records_; r != nullptr; r = r->next) {
+      {
+        std::lock_guard<std::mutex> rlock(r->mu);
+        all.splice(r->shared);
+        r->shared_hint.store(0, std::memory_order_relaxed);
+      }
+      // Other threads' slots: the caller guarantees they are not in use.
+      const uint32_t n = r->count.load(std::memory_order_relaxed);
+      if (n != 0 && destroy) client_.destroy(client_.ctx, r->slots, n);
+      r->count.store(0, std::memory_order_relaxed);
+    }
+  }
+  batch* b = all.release();
+  if (destroy) {
+    destroy_chain(b);
+  } else {
+    while (b != nullptr) {
+      batch* next = b->next;
+      free_batch(b);
+      b = next;
+    }
+  }
+}
+
+void engine::adopt(cache_record* r) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t now = epoch_.load(std::memory_order_relaxed);
+  const uint32_t n = r->count.load(std::memory_order_relaxed);
+  if (n != 0) {
+    r->slot_batch->count = n;
+    // Slots that missed a cycle are victims already; fresh ones stay primary.
+    (now == r->epoch_seen ? orphans_ : victim_).push(r->slot_batch);
+    r->slot_batch = nullptr;
+    r->slots = nullptr;
+    r->count.store(0, std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard<std::mutex> rlock(r->mu);
+    orphans_.splice(r->shared);
+    r->shared_hint.store(0, std::memory_order_relaxed);
+  }
+  retired_.local_hits += r->local_hits.get();
+  retired_.stolen += r->stolen.get();
+  retired_.victim_hits += r->victim_hits.get();
+  retired_.misses += r->misses.get();
+  if (r->prev != nullptr) r->prev->next = r->next;
+  if (r->next != nullptr) r->next->prev = r->prev;
+  if (records_ == r) records_ = r->next;
+  r->prev = r->next = nullptr;
+  r->owner_engine = nullptr;
+}
+
+void engine::flush_record(cache_record* r, bool may_destroy) noexcept {
+  sync_epoch(r, may_destroy);
+  if (r->count.load(std::memory_order_relaxed) == 0) return;
+  batch* old = take_slots(r);
+  if (old == nullptr) return;  // no memory: the slots stay where they are
+  std::lock_guard<std::mutex> lock(r->mu);
+  r->shared.push(old);
+  r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
+}
+
+void engine::flush_this_thread() noexcept {
+  thread_table* t = t_table;
+  if (t == nullptr || id_ >= t->size) return;
+  cache_record* r = t->records[id_];
+  if (r == nullptr || r->owner_engine != this || r->engine_serial != serial_) return;
+  flush_record(r, /*may_destroy=*/true);
+}
+
+engine_stats engine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  engine_stats s = retired_;
+  s.cached = victim_.size() + orphans_.size();
+  for (const cache_record* r = records_; r != nullptr; r = r->next) {
+    s.local_hits += r->local_hits.get();
+    s.stolen += r->stolen.get();
+    s.victim_hits += r->victim_hits.get();
+    s.misses += r->misses.get();
+    s.cached += r->count.load(std::memory_order_relaxed) +
+                r->shared_hint.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Whole-process operations
+
+void flush_thread_cache_all() noexcept {
+  thread_table* t = t_table;
+  if (t == nullptr || t->dead) return;
+  engine_registry& reg = engine_registry::get();
+  // The registry lock keeps every engine we look at alive.
+  std::lock_guard<std::mutex> lock(reg.mu);
+  for (uint32_t i = 0; i < t->size; ++i) {
+    cache_record* r = t->records[i];
+    if (r == nullptr || r->owner_engine == nullptr) continue;
+    r->owner_engine->flush_record(r, /*may_destroy=*/false);
+  }
+}
+
+void collect_all() {
+  // The collecting thread counts as idle: its own slots join the shared
+  // tier first, so this cycle turns them into victims like everyone's.
+  flush_thread_cache_all();
+  engine_registry& reg = engine_registry::get();
+  std::vector<engine*> pinned;
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    pinned.reserve(reg.engines.size());
+    for (engine* e : reg.engines) {
+      if (e == nullptr) continue;
+      ++e->pins_;
+      pinned.push_back(e);
+    }
+  }
+  for (engine* e : pinned) e->age();
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    for (engine* e : pinned) --e->pins_;
+  }
+  reg.unpinned.notify_all();
+}
+
+}  // namespace internal
+}  // namespace syncpool
