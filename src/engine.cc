@@ -103,26 +103,32 @@ struct engine_registry {
 
 namespace {
 
-// What t_table points to once a thread has torn its table down: caching
-// stops, calls go to the engine's shared tiers.
-thread_local constinit thread_table t_dead_table{nullptr, 0, true};
+// Set once a thread has handed its records over at exit: from then on its
+// calls go to the engines' shared tiers.
+thread_local constinit bool t_exited = false;
 
 struct thread_exit_hook {
-  ~thread_exit_hook() {
-    if (t_table != nullptr && !t_table->dead) release_thread_table(t_table);
-  }
+  ~thread_exit_hook() { release_this_thread(); }
 };
 
-thread_table* this_thread_table() noexcept {
-  thread_table* t = t_table;
-  if (ABSL_PREDICT_TRUE(t != nullptr)) return t;
-  t = new (std::nothrow) thread_table;
-  if (t == nullptr) return nullptr;
-  // Constructing the hook registers its destructor for this thread's exit.
-  static thread_local thread_exit_hook hook;
-  (void)hook;
-  t_table = t;
-  return t;
+// Makes sure t_records has a slot for engine `id`. False when the thread is
+// exiting or out of memory.
+bool reserve_record_slot(uint32_t id) noexcept {
+  if (ABSL_PREDICT_FALSE(t_exited)) return false;
+  if (t_records == nullptr) {
+    // Constructing the hook registers its destructor for this thread's exit.
+    static thread_local thread_exit_hook hook;
+    (void)hook;
+  }
+  if (id < t_record_count) return true;
+  const uint32_t size = std::max<uint32_t>(id + 1, t_record_count * 2);
+  auto** grown = new (std::nothrow) cache_record*[size]();
+  if (grown == nullptr) return false;
+  if (t_record_count != 0) std::memcpy(grown, t_records, sizeof(cache_record*) * t_record_count);
+  delete[] t_records;
+  t_records = grown;
+  t_record_count = size;
+  return true;
 }
 
 void free_record(cache_record* r) noexcept {
@@ -133,20 +139,22 @@ void free_record(cache_record* r) noexcept {
 
 }  // namespace
 
-void release_thread_table(thread_table* t) noexcept {
+void release_this_thread() noexcept {
+  if (t_exited) return;
   engine_registry& reg = engine_registry::get();
   {
     std::lock_guard<std::mutex> lock(reg.mu);
-    for (uint32_t i = 0; i < t->size; ++i) {
-      cache_record* r = t->records[i];
+    for (uint32_t i = 0; i < t_record_count; ++i) {
+      cache_record* r = t_records[i];
       if (r == nullptr) continue;
       if (r->owner_engine != nullptr) r->owner_engine->adopt(r);
       free_record(r);
     }
   }
-  delete[] t->records;
-  delete t;
-  t_table = &t_dead_table;
+  delete[] t_records;
+  t_records = nullptr;
+  t_record_count = 0;
+  t_exited = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -229,23 +237,13 @@ void engine::destroy_chain(batch* b) noexcept {
 // engine: per-thread records
 
 cache_record* engine::this_thread_record() {
-  thread_table* t = this_thread_table();
-  if (t == nullptr || t->dead) return nullptr;
-  if (id_ >= t->size) {
-    const uint32_t size = std::max<uint32_t>(id_ + 1, t->size * 2);
-    auto** grown = new (std::nothrow) cache_record*[size]();
-    if (grown == nullptr) return nullptr;
-    if (t->size != 0) std::memcpy(grown, t->records, sizeof(cache_record*) * t->size);
-    delete[] t->records;
-    t->records = grown;
-    t->size = size;
-  }
-  cache_record* r = t->records[id_];
+  if (!reserve_record_slot(id_)) return nullptr;
+  cache_record* r = t_records[id_];
   if (r != nullptr && r->owner_engine == this && r->engine_serial == serial_) return r;
   if (r != nullptr) {
     // Left behind by a destroyed engine that had our id; it holds nothing.
     free_record(r);
-    t->records[id_] = nullptr;
+    t_records[id_] = nullptr;
   }
   r = new (std::nothrow) cache_record;
   if (r == nullptr) return nullptr;
@@ -265,7 +263,7 @@ cache_record* engine::this_thread_record() {
     if (records_ != nullptr) records_->prev = r;
     records_ = r;
   }
-  t->records[id_] = r;
+  t_records[id_] = r;
   return r;
 }
 
@@ -537,9 +535,8 @@ void engine::flush_record(cache_record* r, bool may_destroy) noexcept {
 }
 
 void engine::flush_this_thread() noexcept {
-  thread_table* t = t_table;
-  if (t == nullptr || id_ >= t->size) return;
-  cache_record* r = t->records[id_];
+  if (id_ >= t_record_count) return;
+  cache_record* r = t_records[id_];
   if (r == nullptr || r->owner_engine != this || r->engine_serial != serial_) return;
   flush_record(r, /*may_destroy=*/true);
 }
@@ -563,13 +560,12 @@ engine_stats engine::stats() const {
 // Whole-process operations
 
 void flush_thread_cache_all() noexcept {
-  thread_table* t = t_table;
-  if (t == nullptr || t->dead) return;
+  if (t_record_count == 0) return;
   engine_registry& reg = engine_registry::get();
   // The registry lock keeps every engine we look at alive.
   std::lock_guard<std::mutex> lock(reg.mu);
-  for (uint32_t i = 0; i < t->size; ++i) {
-    cache_record* r = t->records[i];
+  for (uint32_t i = 0; i < t_record_count; ++i) {
+    cache_record* r = t_records[i];
     if (r == nullptr || r->owner_engine == nullptr) continue;
     r->owner_engine->flush_record(r, /*may_destroy=*/false);
   }

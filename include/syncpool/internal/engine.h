@@ -133,16 +133,11 @@ struct cache_record {
   cache_record* next = nullptr;
 };
 
-// Per-thread table of cache records, indexed by engine id.
-struct thread_table {
-  cache_record** records = nullptr;
-  uint32_t size = 0;
-  bool dead = false;  // the thread is exiting: no more caching for it
-};
-
-// The calling thread's table; nullptr until its first slow-path call.
-// Constant-initialized, so reading it is one TLS load with no wrapper call.
-inline thread_local constinit thread_table* t_table = nullptr;
+// The calling thread's cache records, indexed by engine id. Two plain
+// constant-initialized thread_locals (no TLS wrapper call): the fast path
+// reads both straight off the thread pointer, then loads the record.
+inline thread_local constinit cache_record** t_records = nullptr;
+inline thread_local constinit uint32_t t_record_count = 0;
 
 // How an engine's owner destroys objects it no longer wants cached.
 struct engine_client {
@@ -164,12 +159,12 @@ class engine {
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  // A cached object, or nullptr when every tier is empty (the caller then
-  // makes a new one; that counts as a miss).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get() {
-    thread_table* t = t_table;
-    if (ABSL_PREDICT_TRUE(t != nullptr && id_ < t->size)) {
-      cache_record* r = t->records[id_];
+  // The calling thread's newest cached object if its slots have one, else
+  // nullptr (then call try_get()). The whole hit path: no call, no lock, no
+  // atomic read-modify-write.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get_fast() noexcept {
+    if (ABSL_PREDICT_TRUE(id_ < t_record_count)) {
+      cache_record* r = t_records[id_];
       if (ABSL_PREDICT_TRUE(r != nullptr &&
                             r->epoch_seen == epoch_.load(std::memory_order_relaxed))) {
         uint32_t n = r->count.load(std::memory_order_relaxed);
@@ -180,26 +175,38 @@ class engine {
         }
       }
     }
-    return get_slow();
+    return nullptr;
   }
 
-  // Caches `obj` (non-null). Never throws: when caching would need memory
-  // that cannot be had, the object is destroyed instead.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void put(void* obj) noexcept {
-    thread_table* t = t_table;
-    if (ABSL_PREDICT_TRUE(t != nullptr && id_ < t->size)) {
-      cache_record* r = t->records[id_];
+  // Caches `obj` in the calling thread's slots if there is room; false
+  // otherwise (then call put()).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool try_put_fast(void* obj) noexcept {
+    if (ABSL_PREDICT_TRUE(id_ < t_record_count)) {
+      cache_record* r = t_records[id_];
       if (ABSL_PREDICT_TRUE(r != nullptr &&
                             r->epoch_seen == epoch_.load(std::memory_order_relaxed))) {
         uint32_t n = r->count.load(std::memory_order_relaxed);
         if (ABSL_PREDICT_TRUE(n < r->capacity)) {
           r->slots[n] = obj;
           r->count.store(n + 1, std::memory_order_relaxed);
-          return;
+          return true;
         }
       }
     }
-    put_slow(obj);
+    return false;
+  }
+
+  // A cached object, or nullptr when every tier is empty (the caller then
+  // makes a new one; that counts as a miss).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get() {
+    void* obj = try_get_fast();
+    return ABSL_PREDICT_TRUE(obj != nullptr) ? obj : get_slow();
+  }
+
+  // Caches `obj` (non-null). Never throws: when caching would need memory
+  // that cannot be had, the object is destroyed instead.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void put(void* obj) noexcept {
+    if (ABSL_PREDICT_FALSE(!try_put_fast(obj))) put_slow(obj);
   }
 
   // Puts up to `n` objects straight into the calling thread's slots (the
@@ -226,7 +233,7 @@ class engine {
  private:
   friend struct engine_registry;
   friend void flush_thread_cache_all() noexcept;
-  friend void release_thread_table(thread_table*) noexcept;
+  friend void release_this_thread() noexcept;
   friend void collect_all();
 
   void* get_slow();
@@ -263,9 +270,9 @@ class engine {
   engine_stats retired_ ABSL_GUARDED_BY(mu_);  // counters of exited threads
 };
 
-// Hands every record of a thread's table to its engine and frees the table.
-// Runs at thread exit.
-void release_thread_table(thread_table* t) noexcept;
+// Hands every record of the calling thread to its engine and frees them.
+// Runs at thread exit; afterwards the thread caches nothing.
+void release_this_thread() noexcept;
 
 // Runs age() on every live engine.
 void collect_all();

@@ -1,0 +1,163 @@
+#include "block_source.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+namespace syncpool {
+namespace internal {
+
+// ---------------------------------------------------------------------------
+// chunk_heap
+
+chunk_heap::chunk_heap(std::size_t block_size, std::size_t chunk_bytes) noexcept
+    : block_size_(block_size),
+      chunk_bytes_(chunk_bytes),
+      blocks_per_chunk_((chunk_bytes - sizeof(chunk_header)) / block_size) {}
+
+chunk_header* chunk_heap::header_of(void* block) const noexcept {
+  const auto base = reinterpret_cast<uintptr_t>(block) & ~(uintptr_t{chunk_bytes_} - 1);
+  return reinterpret_cast<chunk_header*>(base + chunk_bytes_ - sizeof(chunk_header));
+}
+
+char* chunk_heap::base_of(chunk_header* h) const noexcept {
+  return reinterpret_cast<char*>(h) + sizeof(chunk_header) - chunk_bytes_;
+}
+
+void chunk_heap::make_available(chunk_header* h) {
+  if (h->available) return;
+  h->available = true;
+  h->prev = nullptr;
+  h->next = available_;
+  if (available_ != nullptr) available_->prev = h;
+  available_ = h;
+}
+
+void chunk_heap::make_unavailable(chunk_header* h) {
+  if (!h->available) return;
+  h->available = false;
+  if (h->prev != nullptr) h->prev->next = h->next;
+  if (h->next != nullptr) h->next->prev = h->prev;
+  if (available_ == h) available_ = h->next;
+  h->prev = h->next = nullptr;
+}
+
+void chunk_heap::free_chunk(std::pmr::memory_resource* upstream, chunk_header* h) {
+  make_unavailable(h);
+  if (h->all_prev != nullptr) h->all_prev->all_next = h->all_next;
+  if (h->all_next != nullptr) h->all_next->all_prev = h->all_prev;
+  if (all_ == h) all_ = h->all_next;
+  char* base = base_of(h);
+  unpoison(base, chunk_bytes_);
+  upstream->deallocate(base, chunk_bytes_, chunk_bytes_);
+  upstream_bytes_.fetch_sub(chunk_bytes_, std::memory_order_relaxed);
+}
+
+std::size_t chunk_heap::take(std::pmr::memory_resource* upstream, void** out, std::size_t want) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t n = 0;
+  while (n < want) {
+    chunk_header* h = available_;
+    if (h == nullptr) {
+      if (n != 0) break;  // enough to go on with; grow next time
+      // May throw: nothing has changed yet.
+      char* base = static_cast<char*>(upstream->allocate(chunk_bytes_, chunk_bytes_));
+      upstream_bytes_.fetch_add(chunk_bytes_, std::memory_order_relaxed);
+      h = reinterpret_cast<chunk_header*>(base + chunk_bytes_ - sizeof(chunk_header));
+      *h = chunk_header{nullptr, 0, 0, nullptr, nullptr, nullptr, all_, false};
+      if (all_ != nullptr) all_->all_prev = h;
+      all_ = h;
+      poison(base, blocks_per_chunk_ * block_size_);
+      make_available(h);
+    }
+    while (n < want && h->free_list != nullptr) {
+      void* block = h->free_list;
+      unpoison(block, sizeof(void*));
+      h->free_list = *static_cast<void**>(block);
+      poison(block, sizeof(void*));
+      --h->free_count;
+      out[n++] = block;
+    }
+    while (n < want && h->carved < blocks_per_chunk_) {
+      out[n++] = base_of(h) + std::size_t{h->carved++} * block_size_;
+    }
+    if (h->free_list == nullptr && h->carved == blocks_per_chunk_) make_unavailable(h);
+  }
+  return n;
+}
+
+void chunk_heap::give_back(std::pmr::memory_resource* upstream, void* const* blocks,
+                           std::size_t n) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (std::size_t i = 0; i < n; ++i) {
+    void* block = blocks[i];
+    chunk_header* h = header_of(block);
+    unpoison(block, sizeof(void*));
+    *static_cast<void**>(block) = h->free_list;
+    poison(block, sizeof(void*));
+    h->free_list = block;
+    if (++h->free_count == h->carved) {
+      free_chunk(upstream, h);  // every block carved so far is back
+    } else {
+      make_available(h);
+    }
+  }
+}
+
+void chunk_heap::release(std::pmr::memory_resource* upstream) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (all_ != nullptr) free_chunk(upstream, all_);
+}
+
+// ---------------------------------------------------------------------------
+// direct_blocks
+
+void* direct_blocks::allocate(std::pmr::memory_resource* upstream, std::size_t bytes,
+                              std::size_t alignment) {
+  void* p = upstream->allocate(bytes, alignment);
+  try {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.emplace(p, shape{bytes, alignment});
+  } catch (...) {
+    upstream->deallocate(p, bytes, alignment);
+    throw;
+  }
+  bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  allocations_.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+void direct_blocks::deallocate(std::pmr::memory_resource* upstream, void* p, std::size_t bytes,
+                               std::size_t alignment) noexcept {
+  shape s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    if (it == live_.end()) {
+      std::fprintf(stderr,
+                   "syncpool::pool_resource: deallocate(%p, %zu, %zu): not a live block of this "
+                   "resource (double deallocate, or a pointer from elsewhere)\n",
+                   p, bytes, alignment);
+      std::abort();
+    }
+    s = it->second;
+    live_.erase(it);
+  }
+  upstream->deallocate(p, s.bytes, s.alignment);
+  bytes_.fetch_sub(s.bytes, std::memory_order_relaxed);
+}
+
+void direct_blocks::release(std::pmr::memory_resource* upstream) noexcept {
+  std::unordered_map<void*, shape> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live.swap(live_);
+  }
+  for (const auto& [p, s] : live) {
+    upstream->deallocate(p, s.bytes, s.alignment);
+    bytes_.fetch_sub(s.bytes, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace internal
+}  // namespace syncpool

@@ -1,0 +1,140 @@
+// Where pool_resource's blocks come from when no cache tier has one, and
+// where they go when the engine destroys them (two collect cycles unused).
+//
+//   chunk_heap     classes up to 4 KiB: blocks carved from aligned chunks of
+//                  upstream memory; a chunk whose blocks have all come back
+//                  goes back upstream at once.
+//   direct_blocks  larger classes and oversize requests: one upstream
+//                  allocation per block, remembered so that release() can
+//                  return blocks that are still allocated.
+//
+// Both are thread-safe behind their own mutex; they sit under the engine's
+// caches, so they are only reached once per batch of blocks.
+
+#ifndef SYNCPOOL_SRC_BLOCK_SOURCE_H_
+#define SYNCPOOL_SRC_BLOCK_SOURCE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <mutex>
+#include <unordered_map>
+
+#include "absl/base/thread_annotations.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SYNCPOOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SYNCPOOL_ASAN 1
+#endif
+#endif
+
+#ifdef SYNCPOOL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace syncpool {
+namespace internal {
+
+// Blocks sitting in a cache are poisoned under ASan, so that a use after
+// deallocate is reported at the faulting access.
+inline void poison(void* p, std::size_t n) noexcept {
+#ifdef SYNCPOOL_ASAN
+  ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+inline void unpoison(void* p, std::size_t n) noexcept {
+#ifdef SYNCPOOL_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+// Bookkeeping at the END of each chunk, so that blocks start at the chunk's
+// (chunk-size aligned) base and every block is aligned to its size's lowest
+// set bit.
+struct chunk_header {
+  void* free_list;  // blocks given back, linked through their first word
+  uint32_t carved;  // blocks handed out by the bump pointer so far
+  uint32_t free_count;
+  chunk_header* prev;  // available list (has a free or uncarved block)
+  chunk_header* next;
+  chunk_header* all_prev;  // every chunk, for release()
+  chunk_header* all_next;
+  bool available;
+};
+
+class chunk_heap {
+ public:
+  // Blocks of `block_size` bytes in chunks of `chunk_bytes` (a power of two).
+  chunk_heap(std::size_t block_size, std::size_t chunk_bytes) noexcept;
+  ~chunk_heap() = default;  // release() first
+  chunk_heap(const chunk_heap&) = delete;
+  chunk_heap& operator=(const chunk_heap&) = delete;
+
+  // Fills out[0..n) with up to `want` blocks (poisoned); returns n >= 1.
+  // Throws what upstream throws when it has to grow and gets nothing.
+  std::size_t take(std::pmr::memory_resource* upstream, void** out, std::size_t want);
+  // Gives blocks back; chunks that become entirely free go upstream.
+  void give_back(std::pmr::memory_resource* upstream, void* const* blocks, std::size_t n) noexcept;
+  // Returns every chunk upstream, whatever is in use.
+  void release(std::pmr::memory_resource* upstream) noexcept;
+
+  std::size_t upstream_bytes() const noexcept { return upstream_bytes_.load(std::memory_order_relaxed); }
+  std::size_t blocks_per_chunk() const noexcept { return blocks_per_chunk_; }
+
+ private:
+  chunk_header* header_of(void* block) const noexcept;
+  char* base_of(chunk_header* h) const noexcept;
+  void make_available(chunk_header* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void make_unavailable(chunk_header* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void free_chunk(std::pmr::memory_resource* upstream, chunk_header* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::size_t block_size_;
+  const std::size_t chunk_bytes_;
+  const std::size_t blocks_per_chunk_;
+  std::mutex mu_;
+  chunk_header* available_ ABSL_GUARDED_BY(mu_) = nullptr;
+  chunk_header* all_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::atomic<std::size_t> upstream_bytes_{0};
+};
+
+class direct_blocks {
+ public:
+  direct_blocks() = default;
+  direct_blocks(const direct_blocks&) = delete;
+  direct_blocks& operator=(const direct_blocks&) = delete;
+
+  void* allocate(std::pmr::memory_resource* upstream, std::size_t bytes, std::size_t alignment);
+  // Aborts with a message when `p` is not a live block of this set: that is
+  // a double deallocate or a pointer from elsewhere.
+  void deallocate(std::pmr::memory_resource* upstream, void* p, std::size_t bytes,
+                  std::size_t alignment) noexcept;
+  void release(std::pmr::memory_resource* upstream) noexcept;
+
+  std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t allocations() const noexcept { return allocations_.load(std::memory_order_relaxed); }
+
+ private:
+  struct shape {
+    std::size_t bytes;
+    std::size_t alignment;
+  };
+  std::mutex mu_;
+  std::unordered_map<void*, shape> live_ ABSL_GUARDED_BY(mu_);
+  std::atomic<std::size_t> bytes_{0};
+  std::atomic<uint64_t> allocations_{0};
+};
+
+}  // namespace internal
+}  // namespace syncpool
+
+#endif  // SYNCPOOL_SRC_BLOCK_SOURCE_H_

@@ -1,0 +1,360 @@
+// pool_resource: size classes, each an engine instance over a block source.
+//
+// Hot path of allocate (a thread-cache hit): classify (a few ALU ops and one
+// table load), engine::try_get() (TLS load, two compares, load/store). No
+// lock, no atomic read-modify-write. Deallocate is the mirror image.
+
+#include "syncpool/pool_resource.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include "absl/base/optimization.h"
+#include "block_source.h"
+#include "size_classes.h"
+#include "syncpool/internal/engine.h"
+
+namespace syncpool {
+namespace internal {
+
+namespace {
+
+constexpr std::size_t kDefaultLargest = std::size_t{64} << 10;
+// Classes up to this size carve blocks from chunks; larger ones take one
+// upstream block each (a chunk of them would pin too much memory).
+constexpr std::size_t kLargestChunkedClass = 4096;
+constexpr std::size_t kDefaultChunkBytes = std::size_t{64} << 10;
+constexpr std::size_t kSmallestChunkBytes = 4096;
+// What a thread keeps in its private cache per class, in bytes (at least
+// one block): the bound on what an idle thread pins.
+constexpr std::size_t kLocalBudget = std::size_t{16} << 10;
+constexpr uint32_t kMaxLocalBlocks = 128;
+// Direct classes serve alignments up to this from plain upstream blocks;
+// more goes straight to upstream.
+constexpr std::size_t kDirectClassAlignment = alignof(std::max_align_t);
+
+constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (x - 1)) == 0; }
+
+}  // namespace
+
+// One size class: an engine caching blocks of one size, over a block source.
+struct size_class {
+  size_class(std::pmr::memory_resource* up, std::size_t size, std::size_t chunk_bytes)
+      : upstream(up),
+        block_size(size),
+        chunked(size <= kLargestChunkedClass),
+        refill_count(std::max<uint32_t>(local_capacity_for(size) / 2, 1)),
+        chunks(size, chunk_bytes),
+        cache(engine_client{&destroy_blocks, this}, engine_config{local_capacity_for(size)}) {}
+
+  static uint32_t local_capacity_for(std::size_t size) noexcept {
+    return static_cast<uint32_t>(std::clamp<std::size_t>(kLocalBudget / size, 1, kMaxLocalBlocks));
+  }
+
+  // The engine destroys blocks that went unused for two cycles: they go back
+  // to where they came from.
+  static void destroy_blocks(void* ctx, void** blocks, std::size_t n) noexcept {
+    auto* self = static_cast<size_class*>(ctx);
+    if (self->chunked) {
+      self->chunks.give_back(self->upstream, blocks, n);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        self->direct.deallocate(self->upstream, blocks[i], self->block_size, kDirectClassAlignment);
+      }
+    }
+  }
+
+  // No cached block anywhere: make some, keep the extras in this thread's cache.
+  void* refill() {
+    if (!chunked) return direct.allocate(upstream, block_size, kDirectClassAlignment);
+    void* blocks[kMaxLocalBlocks];
+    const std::size_t n = chunks.take(upstream, blocks, refill_count);
+    cache.put_many(blocks + 1, n - 1);
+    return blocks[0];
+  }
+
+  std::size_t upstream_bytes() const noexcept {
+    return chunked ? chunks.upstream_bytes() : direct.upstream_bytes();
+  }
+
+  std::pmr::memory_resource* const upstream;
+  const std::size_t block_size;
+  const bool chunked;
+  const uint32_t refill_count;
+  chunk_heap chunks;
+  direct_blocks direct;
+  // Last, so that it is destroyed first: its destruction gives blocks back.
+  engine cache;
+};
+
+#ifdef SYNCPOOL_DEBUG_CHECKS
+// Debug mode: remembers the (size, alignment) of every block handed out, so
+// that a double deallocate or a mismatched one is caught with a message.
+class allocation_checker {
+ public:
+  void on_allocate(void* p, std::size_t bytes, std::size_t alignment) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_[p] = {bytes, alignment};
+  }
+  void on_deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    if (it == live_.end()) {
+      fail("was not allocated by this resource, or was already deallocated (double deallocate)",
+           p, bytes, alignment);
+    }
+    if (it->second.first != bytes || it->second.second != alignment) {
+      std::fprintf(stderr,
+                   "syncpool::pool_resource: deallocate(%p, %zu, %zu): allocated as (%zu, %zu); "
+                   "size and alignment must match\n",
+                   p, bytes, alignment, it->second.first, it->second.second);
+      std::abort();
+    }
+    live_.erase(it);
+  }
+  void clear() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.clear();
+  }
+
+ private:
+  [[noreturn]] static void fail(const char* what, void* p, std::size_t bytes, std::size_t alignment) {
+    std::fprintf(stderr, "syncpool::pool_resource: deallocate(%p, %zu, %zu): the block %s\n", p,
+                 bytes, alignment, what);
+    std::abort();
+  }
+  std::mutex mu_;
+  std::unordered_map<void*, std::pair<std::size_t, std::size_t>> live_;
+};
+#endif
+
+class resource_impl {
+ public:
+  resource_impl(std::pmr::memory_resource* upstream, std::pmr::pool_options& options)
+      : upstream_(upstream) {
+    std::size_t largest = options.largest_required_pool_block;
+    if (largest == 0) largest = kDefaultLargest;
+    largest = std::clamp(largest, kSmallestClass, kLargestClassLimit);
+    class_count_ = class_index(largest) + 1;
+    largest_ = class_size(class_count_ - 1);
+    options.largest_required_pool_block = largest_;
+
+    classes_ = static_cast<size_class*>(
+        ::operator new(sizeof(size_class) * class_count_, std::align_val_t{alignof(size_class)}));
+    std::size_t most_blocks = 1;
+    std::size_t built = 0;
+    try {
+      for (; built < class_count_; ++built) {
+        const std::size_t size = class_size(built);
+        std::size_t chunk = kDefaultChunkBytes;
+        if (options.max_blocks_per_chunk != 0 && size <= kLargestChunkedClass) {
+          // Honour the user's cap on blocks per upstream call, within the
+          // smallest chunk that still holds its header and one block.
+          const std::size_t want = size * std::min<std::size_t>(options.max_blocks_per_chunk, 1 << 16) +
+                                   sizeof(chunk_header);
+          chunk = std::clamp(std::bit_ceil(want), kSmallestChunkBytes, kDefaultChunkBytes);
+          while (chunk > kSmallestChunkBytes &&
+                 (chunk / 2 - sizeof(chunk_header)) / size >= options.max_blocks_per_chunk) {
+            chunk /= 2;
+          }
+        }
+        new (&classes_[built]) size_class(upstream, size, chunk);
+        if (classes_[built].chunked) {
+          most_blocks = std::max(most_blocks, classes_[built].chunks.blocks_per_chunk());
+        }
+      }
+    } catch (...) {
+      destroy_classes(built);
+      throw;
+    }
+    options.max_blocks_per_chunk = most_blocks;
+  }
+
+  ~resource_impl() {
+    release();
+    destroy_classes(class_count_);
+  }
+
+  // The class serving (bytes, alignment), or nullptr when the request goes
+  // straight to upstream (or is bad input: allocate_direct reports it).
+  // The fast path in pool_resource handles small, valid requests itself.
+  size_class* classify(std::size_t bytes, std::size_t alignment) noexcept {
+    if (bytes > largest_ || alignment > largest_ || !is_power_of_two(alignment)) return nullptr;
+    const std::size_t rounded = std::max((bytes + alignment - 1) & ~(alignment - 1), alignment);
+    if (rounded > largest_) return nullptr;
+    size_class* c = &classes_[class_index(rounded)];
+    if (!c->chunked && alignment > kDirectClassAlignment) return nullptr;
+    return c;
+  }
+
+  size_class* classes() const noexcept { return classes_; }
+
+  // Everything but a slot hit: any tier of the engine, a refill from the
+  // block source, or upstream directly.
+  ABSL_ATTRIBUTE_NOINLINE void* allocate(std::size_t bytes, std::size_t alignment) {
+    size_class* c = classify(bytes, alignment);
+    if (c == nullptr) return allocate_direct(bytes, alignment);
+    void* p = c->cache.try_get();
+    if (p == nullptr) p = c->refill();
+    unpoison(p, c->block_size);
+    return p;
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE void deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    size_class* c = classify(bytes, alignment);
+    if (c == nullptr) return deallocate_direct(p, bytes, alignment);
+    poison(p, c->block_size);
+    c->cache.put(p);
+  }
+
+  void* allocate_direct(std::size_t bytes, std::size_t alignment) {
+    if (!is_power_of_two(alignment)) {
+      throw std::invalid_argument("syncpool::pool_resource::allocate: alignment " +
+                                  std::to_string(alignment) + " is not a power of two");
+    }
+    if (bytes > std::numeric_limits<std::size_t>::max() - (alignment - 1)) throw std::bad_alloc();
+    return oversize_.allocate(upstream_, bytes, alignment);
+  }
+
+  void deallocate_direct(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    oversize_.deallocate(upstream_, p, bytes, alignment);
+  }
+
+  void release() noexcept {
+    for (std::size_t i = 0; i < class_count_; ++i) {
+      size_class& c = classes_[i];
+      c.cache.drain(/*destroy=*/false);  // the blocks go with their chunks
+      c.chunks.release(upstream_);
+      c.direct.release(upstream_);
+    }
+    oversize_.release(upstream_);
+#ifdef SYNCPOOL_DEBUG_CHECKS
+    checker.clear();
+#endif
+  }
+
+  void collect() {
+    for (std::size_t i = 0; i < class_count_; ++i) classes_[i].cache.flush_this_thread();
+    for (std::size_t i = 0; i < class_count_; ++i) classes_[i].cache.age();
+  }
+
+  pool_resource_stats stats() const {
+    pool_resource_stats s;
+    s.classes.reserve(class_count_);
+    for (std::size_t i = 0; i < class_count_; ++i) {
+      const size_class& c = classes_[i];
+      const engine_stats e = c.cache.stats();
+      pool_resource_stats::counts k;
+      k.block_size = c.block_size;
+      k.from_thread_cache = e.local_hits;
+      k.from_other_threads = e.stolen;
+      k.from_victim = e.victim_hits;
+      k.from_upstream = e.misses;
+      k.bytes_cached = e.cached * c.block_size;
+      k.upstream_bytes = c.upstream_bytes();
+      s.total.from_thread_cache += k.from_thread_cache;
+      s.total.from_other_threads += k.from_other_threads;
+      s.total.from_victim += k.from_victim;
+      s.total.from_upstream += k.from_upstream;
+      s.total.bytes_cached += k.bytes_cached;
+      s.total.upstream_bytes += k.upstream_bytes;
+      s.classes.push_back(k);
+    }
+    s.direct_allocations = oversize_.allocations();
+    s.direct_bytes = oversize_.upstream_bytes();
+    s.total.from_upstream += s.direct_allocations;
+    s.total.upstream_bytes += s.direct_bytes;
+    return s;
+  }
+
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  allocation_checker checker;
+#endif
+
+ private:
+  void destroy_classes(std::size_t n) noexcept {
+    for (std::size_t i = n; i-- > 0;) classes_[i].~size_class();
+    ::operator delete(static_cast<void*>(classes_), std::align_val_t{alignof(size_class)});
+    classes_ = nullptr;
+  }
+
+  std::pmr::memory_resource* const upstream_;
+  size_class* classes_ = nullptr;
+  std::size_t class_count_ = 0;
+  std::size_t largest_ = 0;
+  direct_blocks oversize_;
+};
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------
+// pool_resource
+
+pool_resource::pool_resource() : pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
+
+pool_resource::pool_resource(std::pmr::memory_resource* upstream)
+    : pool_resource(std::pmr::pool_options{}, upstream) {}
+
+pool_resource::pool_resource(const std::pmr::pool_options& options)
+    : pool_resource(options, std::pmr::get_default_resource()) {}
+
+pool_resource::pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
+    : upstream_(upstream), options_(options) {
+  if (upstream == nullptr) throw std::invalid_argument("syncpool::pool_resource: upstream is null");
+  impl_ = std::make_unique<internal::resource_impl>(upstream, options_);
+  classes_ = impl_->classes();
+}
+
+pool_resource::~pool_resource() = default;
+
+void pool_resource::release() { impl_->release(); }
+
+void pool_resource::collect() { impl_->collect(); }
+
+pool_resource_stats pool_resource::stats() const { return impl_->stats(); }
+
+// The hot path: a small request with a valid alignment (its size rounds to
+// at most kTableLimit bytes, so its class is chunked and aligned enough),
+// served by the calling thread's slots. Everything else, including
+// bytes == 0 and overflow (where the rounded size comes out as 0), takes
+// the out-of-line path in resource_impl.
+void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  void* p = nullptr;
+  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
+  if (ABSL_PREDICT_TRUE(rounded - 1 < internal::kTableLimit && (alignment & (alignment - 1)) == 0)) {
+    internal::size_class& c = classes_[internal::class_index_small(rounded)];
+    p = c.cache.try_get_fast();
+    if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, c.block_size);
+  }
+  if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl_->allocate(bytes, alignment);
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  impl_->checker.on_allocate(p, bytes, alignment);
+#endif
+  return p;
+}
+
+void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  impl_->checker.on_deallocate(p, bytes, alignment);
+#endif
+  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
+  if (ABSL_PREDICT_TRUE(rounded - 1 < internal::kTableLimit && (alignment & (alignment - 1)) == 0)) {
+    internal::size_class& c = classes_[internal::class_index_small(rounded)];
+    internal::poison(p, c.block_size);
+    if (ABSL_PREDICT_TRUE(c.cache.try_put_fast(p))) return;
+  }
+  impl_->deallocate(p, bytes, alignment);
+}
+
+bool pool_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
+  return this == &other;
+}
+
+}  // namespace syncpool
