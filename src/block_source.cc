@@ -54,7 +54,7 @@ void chunk_heap::free_chunk(std::pmr::memory_resource* upstream, chunk_header* h
 }
 
 std::size_t chunk_heap::take(std::pmr::memory_resource* upstream, void** out, std::size_t want) {
-  std::lock_guard<std::mutex> lock(mu_);
+  lock_guard lock(mu_);
   std::size_t n = 0;
   while (n < want) {
     chunk_header* h = available_;
@@ -88,7 +88,7 @@ std::size_t chunk_heap::take(std::pmr::memory_resource* upstream, void** out, st
 
 void chunk_heap::give_back(std::pmr::memory_resource* upstream, void* const* blocks,
                            std::size_t n) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
+  lock_guard lock(mu_);
   for (std::size_t i = 0; i < n; ++i) {
     void* block = blocks[i];
     chunk_header* h = header_of(block);
@@ -105,7 +105,7 @@ void chunk_heap::give_back(std::pmr::memory_resource* upstream, void* const* blo
 }
 
 void chunk_heap::release(std::pmr::memory_resource* upstream) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
+  lock_guard lock(mu_);
   while (all_ != nullptr) free_chunk(upstream, all_);
 }
 
@@ -116,7 +116,7 @@ void* direct_blocks::allocate(std::pmr::memory_resource* upstream, std::size_t b
                               std::size_t alignment) {
   void* p = upstream->allocate(bytes, alignment);
   try {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     live_.emplace(p, shape{bytes, alignment});
   } catch (...) {
     upstream->deallocate(p, bytes, alignment);
@@ -131,7 +131,7 @@ void direct_blocks::deallocate(std::pmr::memory_resource* upstream, void* p, std
                                std::size_t alignment) noexcept {
   shape s;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) {
       std::fprintf(stderr,
@@ -150,7 +150,7 @@ void direct_blocks::deallocate(std::pmr::memory_resource* upstream, void* p, std
 void direct_blocks::release(std::pmr::memory_resource* upstream) noexcept {
   std::unordered_map<void*, shape> live;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     live.swap(live_);
   }
   for (const auto& [p, s] : live) {

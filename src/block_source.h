@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <memory_resource>
 #include <mutex>
+
+#include "syncpool/internal/mutex.h"
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
@@ -101,7 +103,7 @@ class chunk_heap {
   const std::size_t block_size_;
   const std::size_t chunk_bytes_;
   const std::size_t blocks_per_chunk_;
-  std::mutex mu_;
+  mutex mu_;
   chunk_header* available_ ABSL_GUARDED_BY(mu_) = nullptr;
   chunk_header* all_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<std::size_t> upstream_bytes_{0};
@@ -128,7 +130,7 @@ class direct_blocks {
     std::size_t bytes;
     std::size_t alignment;
   };
-  std::mutex mu_;
+  mutex mu_;
   std::unordered_map<void*, shape> live_ ABSL_GUARDED_BY(mu_);
   std::atomic<std::size_t> bytes_{0};
   std::atomic<uint64_t> allocations_{0};

@@ -188,13 +188,13 @@ engine::~engine() {
     reg.unpinned.wait(lock, [this] { return pins_ == 0; });
     reg.engines[id_] = nullptr;
     reg.free_ids.push_back(id_);
-    std::lock_guard<std::mutex> elock(mu_);
+    lock_guard elock(mu_);
     batch_list all;
     all.splice(victim_);
     all.splice(orphans_);
     for (cache_record* r = records_; r != nullptr; r = r->next) {
       {
-        std::lock_guard<std::mutex> rlock(r->mu);
+        lock_guard rlock(r->mu);
         all.splice(r->shared);
         r->shared_hint.store(0, std::memory_order_relaxed);
       }
@@ -257,7 +257,7 @@ cache_record* engine::this_thread_record() {
   r->owner_engine = this;
   r->engine_serial = serial_;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     r->epoch_seen = epoch_.load(std::memory_order_relaxed);
     r->next = records_;
     if (records_ != nullptr) records_->prev = r;
@@ -285,7 +285,7 @@ void engine::sync_epoch(cache_record* r, bool may_destroy) noexcept {
   const uint32_t n = r->count.load(std::memory_order_relaxed);
   bool destroy_slots = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     const uint64_t now = epoch_.load(std::memory_order_relaxed);
     const uint64_t missed = now - r->epoch_seen;
     r->epoch_seen = now;
@@ -317,7 +317,7 @@ bool engine::spill(cache_record* r) noexcept {
   std::memmove(r->slots, r->slots + moved, sizeof(void*) * (n - moved));
   b->count = moved;
   r->count.store(n - moved, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(r->mu);
+  lock_guard lock(r->mu);
   r->shared.push(b);
   r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
   return true;
@@ -343,7 +343,7 @@ void* engine::get_slow() {
   cache_record* r = this_thread_record();
   if (ABSL_PREDICT_FALSE(r == nullptr)) {
     // An exiting thread (or no memory for a record): shared tiers only.
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     void* obj = orphans_.pop_one();
     if (obj != nullptr) {
       ++retired_.stolen;
@@ -373,7 +373,7 @@ void* engine::get_slow() {
   if (r->shared_hint.load(std::memory_order_relaxed) != 0) {
     batch* b;
     {
-      std::lock_guard<std::mutex> lock(r->mu);
+      lock_guard lock(r->mu);
       b = r->shared.pop();
       r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
     }
@@ -390,10 +390,10 @@ void* engine::get_slow() {
   batch* b = nullptr;
   void* obj = nullptr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     for (cache_record* q = records_; q != nullptr && b == nullptr; q = q->next) {
       if (q == r || q->shared_hint.load(std::memory_order_relaxed) == 0) continue;
-      std::lock_guard<std::mutex> qlock(q->mu);
+      lock_guard qlock(q->mu);
       b = q->shared.pop();
       q->shared_hint.store(q->shared.size(), std::memory_order_relaxed);
       if (b != nullptr && b->count == 0) {
@@ -429,7 +429,7 @@ void engine::put_slow(void* obj) noexcept {
     }
     b->items[0] = obj;
     b->count = 1;
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     orphans_.push(b);
     return;
   }
@@ -453,11 +453,11 @@ void engine::put_many(void* const* objs, size_t n) noexcept {
 void engine::age() {
   batch* dead;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     dead = victim_.release();
     victim_.splice(orphans_);
     for (cache_record* r = records_; r != nullptr; r = r->next) {
-      std::lock_guard<std::mutex> rlock(r->mu);
+      lock_guard rlock(r->mu);
       victim_.splice(r->shared);
       r->shared_hint.store(0, std::memory_order_relaxed);
     }
@@ -469,12 +469,12 @@ void engine::age() {
 void engine::drain(bool destroy) {
   batch_list all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     all.splice(victim_);
     all.splice(orphans_);
     for (cache_record* r = records_; r != nullptr; r = r->next) {
       {
-        std::lock_guard<std::mutex> rlock(r->mu);
+        lock_guard rlock(r->mu);
         all.splice(r->shared);
         r->shared_hint.store(0, std::memory_order_relaxed);
       }
@@ -497,7 +497,7 @@ void engine::drain(bool destroy) {
 }
 
 void engine::adopt(cache_record* r) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
+  lock_guard lock(mu_);
   const uint64_t now = epoch_.load(std::memory_order_relaxed);
   const uint32_t n = r->count.load(std::memory_order_relaxed);
   if (n != 0) {
@@ -509,7 +509,7 @@ void engine::adopt(cache_record* r) noexcept {
     r->count.store(0, std::memory_order_relaxed);
   }
   {
-    std::lock_guard<std::mutex> rlock(r->mu);
+    lock_guard rlock(r->mu);
     orphans_.splice(r->shared);
     r->shared_hint.store(0, std::memory_order_relaxed);
   }
@@ -529,7 +529,7 @@ void engine::flush_record(cache_record* r, bool may_destroy) noexcept {
   if (r->count.load(std::memory_order_relaxed) == 0) return;
   batch* old = take_slots(r);
   if (old == nullptr) return;  // no memory: the slots stay where they are
-  std::lock_guard<std::mutex> lock(r->mu);
+  lock_guard lock(r->mu);
   r->shared.push(old);
   r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
 }
@@ -542,7 +542,7 @@ void engine::flush_this_thread() noexcept {
 }
 
 engine_stats engine::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  lock_guard lock(mu_);
   engine_stats s = retired_;
   s.cached = victim_.size() + orphans_.size();
   for (const cache_record* r = records_; r != nullptr; r = r->next) {

@@ -32,6 +32,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "syncpool/internal/mutex.h"
+
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
@@ -125,7 +127,7 @@ struct cache_record {
   engine* owner_engine = nullptr;  // nullptr once the engine is gone
   uint64_t engine_serial = 0;
   // --- shared with thieves and collectors ---
-  alignas(64) std::mutex mu;
+  alignas(64) mutex mu;
   batch_list shared ABSL_GUARDED_BY(mu);
   std::atomic<uint64_t> shared_hint{0};  // lets thieves skip empty queues
   // Engine registry links, guarded by the engine's mutex.
@@ -263,7 +265,7 @@ class engine {
   std::atomic<uint64_t> epoch_{0};
   uint32_t pins_ = 0;  // collectors working on this engine; under g_mu
 
-  mutable std::mutex mu_;
+  mutable mutex mu_;
   cache_record* records_ ABSL_GUARDED_BY(mu_) = nullptr;
   batch_list orphans_ ABSL_GUARDED_BY(mu_);  // primary objects of exited threads
   batch_list victim_ ABSL_GUARDED_BY(mu_);
