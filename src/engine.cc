@@ -182,44 +182,20 @@ engine::engine(engine_client client, engine_config config)
 
 engine::~engine() {
   engine_registry& reg = engine_registry::get();
-  batch* dead = nullptr;
+  batch* dead;
   {
+    // Under the registry lock throughout, so that a thread exiting now either
+    // hands its record over before we take everything, or finds it orphaned.
     std::unique_lock<std::mutex> lock(reg.mu);
     reg.unpinned.wait(lock, [this] { return pins_ == 0; });
     reg.engines[id_] = nullptr;
     reg.free_ids.push_back(id_);
     lock_guard elock(mu_);
-    batch_list all;
-    all.splice(victim_);
-    all.splice(orphans_);
-    for (cache_record* r = records_; r != nullptr; r = r->next) {
-      {
-        lock_guard rlock(r->mu);
-        all.splice(r->shared);
-        r->shared_hint.store(0, std::memory_order_relaxed);
-      }
-      // The owner no longer uses this engine (the caller's contract), so its
-      // slots are ours to empty. The record itself stays in the owner's
-      // table until the owner notices it is stale or exits.
-      const uint32_t n = r->count.load(std::memory_order_relaxed);
-      if (n != 0) {
-        r->slot_batch->count = n;
-        r->count.store(0, std::memory_order_relaxed);
-        batch* fresh = r->spare;
-        r->spare = nullptr;
-        if (fresh == nullptr) fresh = make_batch(capacity_);
-        if (fresh != nullptr) {
-          all.push(r->slot_batch);
-          r->slot_batch = fresh;
-          r->slots = fresh->items;
-        } else {
-          client_.destroy(client_.ctx, r->slots, n);
-        }
-      }
-      r->owner_engine = nullptr;
-    }
+    dead = take_all_locked(/*destroy=*/true);
+    // Records stay in their owners' tables until an owner notices they are
+    // stale (a new engine took the id) or exits.
+    for (cache_record* r = records_; r != nullptr; r = r->next) r->owner_engine = nullptr;
     records_ = nullptr;
-    dead = all.release();
   }
   destroy_chain(dead);
 }
@@ -466,33 +442,44 @@ void engine::age() {
   destroy_chain(dead);
 }
 
-void engine::drain(bool destroy) {
+batch* engine::take_all_locked(bool destroy) noexcept {
   batch_list all;
-  {
-    lock_guard lock(mu_);
-    all.splice(victim_);
-    all.splice(orphans_);
-    for (cache_record* r = records_; r != nullptr; r = r->next) {
-      {
-        lock_guard rlock(r->mu);
-        all.splice(r->shared);
-        r->shared_hint.store(0, std::memory_order_relaxed);
-      }
-      // Other threads' slots: the caller guarantees they are not in use.
-      const uint32_t n = r->count.load(std::memory_order_relaxed);
-      if (n != 0 && destroy) client_.destroy(client_.ctx, r->slots, n);
+  all.splice(victim_);
+  all.splice(orphans_);
+  for (cache_record* r = records_; r != nullptr; r = r->next) {
+    {
+      lock_guard rlock(r->mu);
+      all.splice(r->shared);
+      r->shared_hint.store(0, std::memory_order_relaxed);
+    }
+    // Other threads' slots: the caller guarantees they are not in use.
+    const uint32_t n = r->count.load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    if (batch* old = take_slots(r)) {
+      all.push(old);
+    } else {
+      // No memory to move them out: destroy in place, under the lock.
+      if (destroy) client_.destroy(client_.ctx, r->slots, n);
       r->count.store(0, std::memory_order_relaxed);
     }
   }
-  batch* b = all.release();
+  return all.release();
+}
+
+void engine::drain(bool destroy) {
+  batch* b;
+  {
+    lock_guard lock(mu_);
+    b = take_all_locked(destroy);
+  }
   if (destroy) {
     destroy_chain(b);
-  } else {
-    while (b != nullptr) {
-      batch* next = b->next;
-      free_batch(b);
-      b = next;
-    }
+    return;
+  }
+  while (b != nullptr) {
+    batch* next = b->next;
+    free_batch(b);
+    b = next;
   }
 }
 

@@ -252,6 +252,10 @@ class engine {
   // Moves half of r's slots to its shared queue. False when out of memory.
   bool spill(cache_record* r) noexcept;
   void destroy_chain(batch* b) noexcept;
+  // Moves every object of every tier (all threads' slots included) out as
+  // one chain; what cannot be moved for lack of memory is destroyed in place
+  // (destroy) or forgotten.
+  batch* take_all_locked(bool destroy) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands a dying thread's record over to the engine (registry lock held).
   void adopt(cache_record* r) noexcept;
   void flush_record(cache_record* r, bool may_destroy) noexcept;
