@@ -143,6 +143,7 @@ void direct_blocks::deallocate(std::pmr::memory_resource* upstream, void* p, std
     s = it->second;
     live_.erase(it);
   }
+  unpoison(p, s.bytes);  // it may sit poisoned in a cache; upstream owns it now
   upstream->deallocate(p, s.bytes, s.alignment);
   bytes_.fetch_sub(s.bytes, std::memory_order_relaxed);
 }
@@ -154,6 +155,7 @@ void direct_blocks::release(std::pmr::memory_resource* upstream) noexcept {
     live.swap(live_);
   }
   for (const auto& [p, s] : live) {
+    unpoison(p, s.bytes);
     upstream->deallocate(p, s.bytes, s.alignment);
     bytes_.fetch_sub(s.bytes, std::memory_order_relaxed);
   }

@@ -1,13 +1,12 @@
 #include "syncpool/collect.h"
 
-#include <new>
 #include <stdexcept>
 
 #include "syncpool/internal/engine.h"
 
 namespace syncpool {
 
-void collect() { internal::collect_all(); }
+void collect() noexcept { internal::collect_all(); }
 
 void flush_thread_cache() noexcept { internal::flush_thread_cache_all(); }
 
@@ -36,11 +35,7 @@ void collector::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
     lock.unlock();
-    try {
-      collect();
-    } catch (const std::bad_alloc&) {
-      // Out of memory for the list of pools: skip this cycle, try the next.
-    }
+    collect();
     lock.lock();
     ++cycles_;
   }

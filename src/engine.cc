@@ -180,24 +180,27 @@ engine::engine(engine_client client, engine_config config)
   epoch_.store(serial_ << 32, std::memory_order_relaxed);
 }
 
-engine::~engine() {
+engine::~engine() { destroy_chain(quiesce_and_take_all(/*unregister=*/true, /*destroy=*/true)); }
+
+batch* engine::quiesce_and_take_all(bool unregister, bool destroy) noexcept {
   engine_registry& reg = engine_registry::get();
-  batch* dead;
-  {
-    // Under the registry lock throughout, so that a thread exiting now either
-    // hands its record over before we take everything, or finds it orphaned.
-    std::unique_lock<std::mutex> lock(reg.mu);
-    reg.unpinned.wait(lock, [this] { return pins_ == 0; });
+  // Under the registry lock throughout: a collector that aged this engine
+  // has finished destroying what it took (pins_ == 0), none can start before
+  // we have taken everything, and a thread exiting now either hands its
+  // record over first or finds it orphaned.
+  std::unique_lock<std::mutex> lock(reg.mu);
+  reg.unpinned.wait(lock, [this] { return pins_ == 0; });
+  lock_guard elock(mu_);
+  batch* all = take_all_locked(destroy);
+  if (unregister) {
     reg.engines[id_] = nullptr;
     reg.free_ids.push_back(id_);
-    lock_guard elock(mu_);
-    dead = take_all_locked(/*destroy=*/true);
     // Records stay in their owners' tables until an owner notices they are
     // stale (a new engine took the id) or exits.
     for (cache_record* r = records_; r != nullptr; r = r->next) r->owner_engine = nullptr;
     records_ = nullptr;
   }
-  destroy_chain(dead);
+  return all;
 }
 
 void engine::destroy_chain(batch* b) noexcept {
@@ -305,7 +308,10 @@ void engine::refill(cache_record* r, batch* b) noexcept {
   r->count.store(b->count, std::memory_order_relaxed);
   b->count = 0;
   b->next = nullptr;
-  if (r->spare == nullptr) {
+  // Only a full-size batch may serve as the spare: spill() and take_slots()
+  // fill it with up to capacity_ objects. (Batches of exiting threads hold
+  // one object.)
+  if (r->spare == nullptr && b->capacity == capacity_) {
     r->spare = b;
   } else {
     free_batch(b);
@@ -467,11 +473,7 @@ batch* engine::take_all_locked(bool destroy) noexcept {
 }
 
 void engine::drain(bool destroy) {
-  batch* b;
-  {
-    lock_guard lock(mu_);
-    b = take_all_locked(destroy);
-  }
+  batch* b = quiesce_and_take_all(/*unregister=*/false, destroy);
   if (destroy) {
     destroy_chain(b);
     return;
@@ -558,27 +560,29 @@ void flush_thread_cache_all() noexcept {
   }
 }
 
-void collect_all() {
+void collect_all() noexcept {
   // The collecting thread counts as idle: its own slots join the shared
   // tier first, so this cycle turns them into victims like everyone's.
   flush_thread_cache_all();
   engine_registry& reg = engine_registry::get();
-  std::vector<engine*> pinned;
-  {
-    std::lock_guard<std::mutex> lock(reg.mu);
-    pinned.reserve(reg.engines.size());
-    for (engine* e : reg.engines) {
+  // One engine pinned at a time: destroying an object may destroy another
+  // pool (an object that owns one), whose destructor waits for its pins.
+  for (std::size_t id = 0;; ++id) {
+    engine* e = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(reg.mu);
+      if (id >= reg.engines.size()) break;
+      e = reg.engines[id];
       if (e == nullptr) continue;
       ++e->pins_;
-      pinned.push_back(e);
     }
+    e->age();
+    {
+      std::lock_guard<std::mutex> lock(reg.mu);
+      --e->pins_;
+    }
+    reg.unpinned.notify_all();
   }
-  for (engine* e : pinned) e->age();
-  {
-    std::lock_guard<std::mutex> lock(reg.mu);
-    for (engine* e : pinned) --e->pins_;
-  }
-  reg.unpinned.notify_all();
 }
 
 }  // namespace internal

@@ -310,6 +310,7 @@ pool_resource::pool_resource(const std::pmr::pool_options& options, std::pmr::me
   if (upstream == nullptr) throw std::invalid_argument("syncpool::pool_resource: upstream is null");
   impl_ = std::make_unique<internal::resource_impl>(upstream, options_);
   classes_ = impl_->classes();
+  fast_limit_ = std::min(options_.largest_required_pool_block, internal::kTableLimit);
 }
 
 pool_resource::~pool_resource() = default;
@@ -321,14 +322,15 @@ void pool_resource::collect() { impl_->collect(); }
 pool_resource_stats pool_resource::stats() const { return impl_->stats(); }
 
 // The hot path: a small request with a valid alignment (its size rounds to
-// at most kTableLimit bytes, so its class is chunked and aligned enough),
+// at most fast_limit_ <= kTableLimit bytes, so its class exists, is chunked
+// and is aligned enough),
 // served by the calling thread's slots. Everything else, including
 // bytes == 0 and overflow (where the rounded size comes out as 0), takes
 // the out-of-line path in resource_impl.
 void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void* p = nullptr;
   const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
-  if (ABSL_PREDICT_TRUE(rounded - 1 < internal::kTableLimit && (alignment & (alignment - 1)) == 0)) {
+  if (ABSL_PREDICT_TRUE(rounded - 1 < fast_limit_ && (alignment & (alignment - 1)) == 0)) {
     internal::size_class& c = classes_[internal::class_index_small(rounded)];
     p = c.cache.try_get_fast();
     if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, c.block_size);
@@ -345,7 +347,7 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
   impl_->checker.on_deallocate(p, bytes, alignment);
 #endif
   const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
-  if (ABSL_PREDICT_TRUE(rounded - 1 < internal::kTableLimit && (alignment & (alignment - 1)) == 0)) {
+  if (ABSL_PREDICT_TRUE(rounded - 1 < fast_limit_ && (alignment & (alignment - 1)) == 0)) {
     internal::size_class& c = classes_[internal::class_index_small(rounded)];
     internal::poison(p, c.block_size);
     if (ABSL_PREDICT_TRUE(c.cache.try_put_fast(p))) return;

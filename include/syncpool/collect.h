@@ -44,8 +44,7 @@ namespace syncpool {
 
 // One cleanup cycle over every live pool<T> and pool_resource: destroys the
 // victim generation and makes the current contents the new victim.
-// Throws std::bad_alloc only if it cannot allocate its list of pools.
-void collect();
+void collect() noexcept;
 
 // Moves the calling thread's private caches (of every pool) to where other
 // threads can steal them and collect() can age them. Cheap; call it before a

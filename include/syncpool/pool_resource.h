@@ -130,8 +130,10 @@ class pool_resource : public std::pmr::memory_resource {
   std::pmr::memory_resource* const upstream_;
   std::pmr::pool_options options_;
   std::unique_ptr<internal::resource_impl> impl_;
-  // impl_'s class array, held here too to save a load on every call.
+  // impl_'s class array, held here too to save a load on every call, and
+  // the largest rounded size the inline fast path may look up in it.
   internal::size_class* classes_ = nullptr;
+  std::size_t fast_limit_ = 0;
 };
 
 }  // namespace syncpool

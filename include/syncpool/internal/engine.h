@@ -222,7 +222,8 @@ class engine {
 
   // Destroys (destroy == true) or forgets (false) every cached object in
   // every tier of every thread. The caller guarantees that no other thread
-  // uses this engine concurrently (as for destruction).
+  // uses this engine concurrently (as for destruction); collect() may run:
+  // drain() waits for a cycle in progress on this engine to finish.
   void drain(bool destroy);
 
   // Moves the calling thread's slots to where the engine's epoch says they
@@ -236,7 +237,7 @@ class engine {
   friend struct engine_registry;
   friend void flush_thread_cache_all() noexcept;
   friend void release_this_thread() noexcept;
-  friend void collect_all();
+  friend void collect_all() noexcept;
 
   void* get_slow();
   void put_slow(void* obj) noexcept;
@@ -256,6 +257,9 @@ class engine {
   // one chain; what cannot be moved for lack of memory is destroyed in place
   // (destroy) or forgotten.
   batch* take_all_locked(bool destroy) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for collectors working on this engine, then take_all_locked();
+  // with `unregister`, also retires the engine's id and orphans its records.
+  batch* quiesce_and_take_all(bool unregister, bool destroy) noexcept;
   // Hands a dying thread's record over to the engine (registry lock held).
   void adopt(cache_record* r) noexcept;
   void flush_record(cache_record* r, bool may_destroy) noexcept;
@@ -281,7 +285,7 @@ class engine {
 void release_this_thread() noexcept;
 
 // Runs age() on every live engine.
-void collect_all();
+void collect_all() noexcept;
 // Moves the calling thread's slots of every engine out of its private tier.
 void flush_thread_cache_all() noexcept;
 
