@@ -1,7 +1,9 @@
 #include "block_source.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 namespace syncpool {
@@ -10,10 +12,24 @@ namespace internal {
 // ---------------------------------------------------------------------------
 // chunk_heap
 
-chunk_heap::chunk_heap(std::size_t block_size, std::size_t chunk_bytes) noexcept
+chunk_heap::chunk_heap(std::size_t block_size, std::size_t chunk_bytes, std::size_t max_blocks) noexcept
     : block_size_(block_size),
       chunk_bytes_(chunk_bytes),
-      blocks_per_chunk_((chunk_bytes - sizeof(chunk_header)) / block_size) {}
+      blocks_per_chunk_(std::min((chunk_bytes - sizeof(chunk_header)) / block_size, max_blocks)) {}
+
+void* chunk_heap::read_link(void* block) const noexcept {
+  void* next;
+  if (poisonable(block_size_)) unpoison(block, sizeof(void*));
+  std::memcpy(&next, block, sizeof(void*));
+  if (poisonable(block_size_)) poison(block, sizeof(void*));
+  return next;
+}
+
+void chunk_heap::write_link(void* block, void* next) const noexcept {
+  if (poisonable(block_size_)) unpoison(block, sizeof(void*));
+  std::memcpy(block, &next, sizeof(void*));
+  if (poisonable(block_size_)) poison(block, sizeof(void*));
+}
 
 chunk_header* chunk_heap::header_of(void* block) const noexcept {
   const auto base = reinterpret_cast<uintptr_t>(block) & ~(uintptr_t{chunk_bytes_} - 1);
@@ -67,14 +83,12 @@ std::size_t chunk_heap::take(std::pmr::memory_resource* upstream, void** out, st
       *h = chunk_header{nullptr, 0, 0, nullptr, nullptr, nullptr, all_, false};
       if (all_ != nullptr) all_->all_prev = h;
       all_ = h;
-      poison(base, blocks_per_chunk_ * block_size_);
+      if (poisonable(block_size_)) poison(base, blocks_per_chunk_ * block_size_);
       make_available(h);
     }
     while (n < want && h->free_list != nullptr) {
       void* block = h->free_list;
-      unpoison(block, sizeof(void*));
-      h->free_list = *static_cast<void**>(block);
-      poison(block, sizeof(void*));
+      h->free_list = read_link(block);
       --h->free_count;
       out[n++] = block;
     }
@@ -92,9 +106,7 @@ void chunk_heap::give_back(std::pmr::memory_resource* upstream, void* const* blo
   for (std::size_t i = 0; i < n; ++i) {
     void* block = blocks[i];
     chunk_header* h = header_of(block);
-    unpoison(block, sizeof(void*));
-    *static_cast<void**>(block) = h->free_list;
-    poison(block, sizeof(void*));
+    write_link(block, h->free_list);
     h->free_list = block;
     if (++h->free_count == h->carved) {
       free_chunk(upstream, h);  // every block carved so far is back

@@ -31,7 +31,7 @@ constexpr std::size_t kDefaultLargest = std::size_t{64} << 10;
 // upstream block each (a chunk of them would pin too much memory).
 constexpr std::size_t kLargestChunkedClass = 4096;
 constexpr std::size_t kDefaultChunkBytes = std::size_t{64} << 10;
-constexpr std::size_t kSmallestChunkBytes = 4096;
+constexpr std::size_t kSmallestChunkBytes = 256;
 // What a thread keeps in its private cache per class, in bytes (at least
 // one block): the bound on what an idle thread pins.
 constexpr std::size_t kLocalBudget = std::size_t{16} << 10;
@@ -46,12 +46,13 @@ constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (
 
 // One size class: an engine caching blocks of one size, over a block source.
 struct size_class {
-  size_class(std::pmr::memory_resource* up, std::size_t size, std::size_t chunk_bytes)
+  size_class(std::pmr::memory_resource* up, std::size_t size, std::size_t chunk_bytes,
+             std::size_t max_blocks)
       : upstream(up),
         block_size(size),
         chunked(size <= kLargestChunkedClass),
         refill_count(std::max<uint32_t>(local_capacity_for(size) / 2, 1)),
-        chunks(size, chunk_bytes),
+        chunks(size, chunk_bytes, max_blocks),
         cache(engine_client{&destroy_blocks, this}, engine_config{local_capacity_for(size)}) {}
 
   static uint32_t local_capacity_for(std::size_t size) noexcept {
@@ -154,18 +155,15 @@ class resource_impl {
       for (; built < class_count_; ++built) {
         const std::size_t size = class_size(built);
         std::size_t chunk = kDefaultChunkBytes;
+        std::size_t max_blocks = chunk;  // no cap
         if (options.max_blocks_per_chunk != 0 && size <= kLargestChunkedClass) {
-          // Honour the user's cap on blocks per upstream call, within the
-          // smallest chunk that still holds its header and one block.
-          const std::size_t want = size * std::min<std::size_t>(options.max_blocks_per_chunk, 1 << 16) +
-                                   sizeof(chunk_header);
-          chunk = std::clamp(std::bit_ceil(want), kSmallestChunkBytes, kDefaultChunkBytes);
-          while (chunk > kSmallestChunkBytes &&
-                 (chunk / 2 - sizeof(chunk_header)) / size >= options.max_blocks_per_chunk) {
-            chunk /= 2;
-          }
+          // The user's cap on blocks per upstream call: the smallest chunk
+          // that holds that many blocks and the header, carved no further.
+          max_blocks = std::min<std::size_t>(options.max_blocks_per_chunk, kDefaultChunkBytes / size);
+          chunk = std::clamp(std::bit_ceil(size * max_blocks + sizeof(chunk_header)),
+                             kSmallestChunkBytes, kDefaultChunkBytes);
         }
-        new (&classes_[built]) size_class(upstream, size, chunk);
+        new (&classes_[built]) size_class(upstream, size, chunk, max_blocks);
         if (classes_[built].chunked) {
           most_blocks = std::max(most_blocks, classes_[built].chunks.blocks_per_chunk());
         }

@@ -1,0 +1,1205 @@
+// syncpool::pool_resource against its contract (include/syncpool/pool_resource.h)
+// and std::pmr::synchronized_pool_resource's: constructors, options, release,
+// every size and alignment, pmr containers, giving memory back through
+// collect(), threads, upstream failures, bad input, stats.
+
+#include "syncpool/pool_resource.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <list>
+#include <map>
+#include <memory_resource>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "syncpool/collect.h"
+#include "tests/test_resources.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SYNCPOOL_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SYNCPOOL_TEST_ASAN 1
+#endif
+#endif
+
+namespace {
+
+using syncpool::pool_resource;
+using syncpool::pool_resource_stats;
+using syncpool_test::check_block;
+using syncpool_test::counting_resource;
+using syncpool_test::fill_block;
+
+constexpr std::size_t kMaxAlign = alignof(std::max_align_t);
+constexpr std::size_t KiB = 1024;
+
+// Hides a constant from the compiler (which rejects absurd constant sizes).
+std::size_t opaque(std::size_t x) {
+  volatile std::size_t v = x;
+  return v;
+}
+
+bool is_aligned(const void* p, std::size_t alignment) {
+  return reinterpret_cast<uintptr_t>(p) % alignment == 0;
+}
+
+// Sets the default resource for its lifetime.
+class scoped_default_resource {
+ public:
+  explicit scoped_default_resource(std::pmr::memory_resource* r)
+      : old_(std::pmr::set_default_resource(r)) {}
+  ~scoped_default_resource() { std::pmr::set_default_resource(old_); }
+
+ private:
+  std::pmr::memory_resource* old_;
+};
+
+struct block {
+  void* p;
+  std::size_t size;
+  std::size_t alignment;
+  uint32_t seed;
+};
+
+// The blocks a test holds: checks that a new block overlaps none of them.
+class live_blocks {
+ public:
+  // False (with a message) when `b` overlaps a live block.
+  ::testing::AssertionResult add(const block& b) {
+    const auto start = reinterpret_cast<uintptr_t>(b.p);
+    const uintptr_t end = start + std::max<std::size_t>(b.size, 1);
+    auto next = by_start_.lower_bound(start);
+    if (next != by_start_.end() && next->first < end) return overlap(b, next->second);
+    if (next != by_start_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + std::max<std::size_t>(prev->second.size, 1) > start) {
+        return overlap(b, prev->second);
+      }
+    }
+    by_start_.emplace(start, b);
+    return ::testing::AssertionSuccess();
+  }
+  void remove(const block& b) { by_start_.erase(reinterpret_cast<uintptr_t>(b.p)); }
+  std::size_t size() const { return by_start_.size(); }
+
+ private:
+  static ::testing::AssertionResult overlap(const block& b, const block& o) {
+    return ::testing::AssertionFailure()
+           << "block (" << b.size << ", " << b.alignment << ") at " << b.p << " overlaps live block ("
+           << o.size << ", " << o.alignment << ") at " << o.p;
+  }
+  std::map<uintptr_t, block> by_start_;
+};
+
+// The sizes of the resource's classes.
+std::vector<std::size_t> class_sizes(const pool_resource& r) {
+  std::vector<std::size_t> v;
+  for (const auto& c : r.stats().classes) v.push_back(c.block_size);
+  return v;
+}
+
+void expect_clean(const counting_resource& up) {
+  EXPECT_EQ(up.live_bytes(), 0u);
+  EXPECT_EQ(up.live_blocks(), 0u);
+  const auto errors = up.errors();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+}
+
+// ---------------------------------------------------------------------------
+// Construction, options, identity, release
+
+static_assert(std::is_base_of_v<std::pmr::memory_resource, pool_resource>);
+static_assert(!std::is_copy_constructible_v<pool_resource>);
+static_assert(!std::is_copy_assignable_v<pool_resource>);
+static_assert(!std::is_move_constructible_v<pool_resource>);
+static_assert(!std::is_move_assignable_v<pool_resource>);
+static_assert(std::is_default_constructible_v<pool_resource>);
+static_assert(std::is_constructible_v<pool_resource, std::pmr::memory_resource*>);
+static_assert(std::is_constructible_v<pool_resource, const std::pmr::pool_options&>);
+static_assert(
+    std::is_constructible_v<pool_resource, const std::pmr::pool_options&, std::pmr::memory_resource*>);
+// Like the standard resources, the single-argument constructors are explicit.
+static_assert(!std::is_convertible_v<std::pmr::memory_resource*, pool_resource>);
+static_assert(!std::is_convertible_v<const std::pmr::pool_options&, pool_resource>);
+
+// Allocates one block of each kind (chunked class, direct class, oversize)
+// and checks they came from `up`.
+void use_and_check_upstream(pool_resource& pool, counting_resource& up) {
+  const uint64_t calls = up.allocate_calls();
+  void* a = pool.allocate(24);
+  void* b = pool.allocate(20000);
+  void* c = pool.allocate(1 << 20, 64);
+  EXPECT_GE(up.allocate_calls(), calls + 3);
+  EXPECT_GT(up.live_bytes(), std::size_t{1} << 20);
+  pool.deallocate(c, 1 << 20, 64);
+  pool.deallocate(b, 20000);
+  pool.deallocate(a, 24);
+}
+
+TEST(PoolResourceContract, DefaultConstructorTakesTheDefaultResourceAsUpstream) {
+  counting_resource up;
+  {
+    std::unique_ptr<pool_resource> pool;
+    {
+      scoped_default_resource scope(&up);
+      pool = std::make_unique<pool_resource>();
+    }
+    // The upstream is the default resource at construction, not at use.
+    EXPECT_EQ(pool->upstream_resource(), &up);
+    EXPECT_NE(std::pmr::get_default_resource(), &up);
+    use_and_check_upstream(*pool, up);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceContract, OptionsConstructorTakesTheDefaultResourceAsUpstream) {
+  counting_resource up;
+  {
+    std::unique_ptr<pool_resource> pool;
+    {
+      scoped_default_resource scope(&up);
+      pool = std::make_unique<pool_resource>(std::pmr::pool_options{4, 4096});
+    }
+    EXPECT_EQ(pool->upstream_resource(), &up);
+    EXPECT_EQ(pool->options().largest_required_pool_block, 4096u);
+    use_and_check_upstream(*pool, up);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceContract, UpstreamConstructor) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    EXPECT_EQ(pool.upstream_resource(), &up);
+    use_and_check_upstream(pool, up);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceContract, OptionsAndUpstreamConstructor) {
+  counting_resource up;
+  {
+    pool_resource pool(std::pmr::pool_options{16, 2048}, &up);
+    EXPECT_EQ(pool.upstream_resource(), &up);
+    EXPECT_EQ(pool.options().largest_required_pool_block, 2048u);
+    use_and_check_upstream(pool, up);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceContract, DefaultUpstreamIsNewDeleteByDefault) {
+  pool_resource pool;
+  EXPECT_EQ(pool.upstream_resource(), std::pmr::get_default_resource());
+}
+
+TEST(PoolResourceContract, ZeroOptionsMeanDefaults) {
+  pool_resource pool(std::pmr::pool_options{0, 0});
+  const std::pmr::pool_options o = pool.options();
+  EXPECT_GE(o.largest_required_pool_block, 64 * KiB);
+  EXPECT_GT(o.max_blocks_per_chunk, 0u);
+  EXPECT_EQ(o.largest_required_pool_block, class_sizes(pool).back());
+  pool_resource plain;
+  EXPECT_EQ(plain.options().largest_required_pool_block, o.largest_required_pool_block);
+  EXPECT_EQ(plain.options().max_blocks_per_chunk, o.max_blocks_per_chunk);
+}
+
+TEST(PoolResourceContract, LargestRequiredPoolBlockRoundsUpToAClass) {
+  struct tc {
+    std::size_t asked, want;
+  };
+  for (const tc& t : {tc{1, 8}, tc{8, 8}, tc{9, 10}, tc{100, 112}, tc{1000, 1024}, tc{4096, 4096},
+                      tc{5000, 5120}, tc{64 * KiB, 64 * KiB}, tc{64 * KiB + 1, 72 * KiB},
+                      tc{1024 * KiB, 1024 * KiB}}) {
+    counting_resource up;
+    {
+      pool_resource pool(std::pmr::pool_options{0, t.asked}, &up);
+      EXPECT_EQ(pool.options().largest_required_pool_block, t.want) << "asked " << t.asked;
+      EXPECT_EQ(class_sizes(pool).back(), t.want) << "asked " << t.asked;
+      // Up to the largest block: pooled. One byte more: straight upstream.
+      void* p = pool.allocate(t.want, 1);
+      EXPECT_EQ(pool.stats().direct_allocations, 0u) << "asked " << t.asked;
+      void* q = pool.allocate(t.want + 1, 1);
+      EXPECT_EQ(pool.stats().direct_allocations, 1u) << "asked " << t.asked;
+      pool.deallocate(q, t.want + 1, 1);
+      pool.deallocate(p, t.want, 1);
+    }
+    expect_clean(up);
+  }
+  // Beyond the implementation's limit, the limit is used (and still honoured).
+  pool_resource huge(std::pmr::pool_options{0, std::numeric_limits<std::size_t>::max()});
+  EXPECT_GE(huge.options().largest_required_pool_block, 64 * KiB);
+  EXPECT_EQ(huge.options().largest_required_pool_block, class_sizes(huge).back());
+}
+
+TEST(PoolResourceContract, MaxBlocksPerChunkBoundsEachUpstreamCall) {
+  // options().max_blocks_per_chunk is the value in effect: no upstream call
+  // carries more blocks of a class than that.
+  for (std::size_t asked : {std::size_t{0}, std::size_t{1}, std::size_t{4}, std::size_t{1000}}) {
+    for (std::size_t size : {std::size_t{8}, std::size_t{64}, std::size_t{4096}}) {
+      counting_resource up;
+      {
+        pool_resource pool(std::pmr::pool_options{asked, 0}, &up);
+        const std::size_t in_effect = pool.options().max_blocks_per_chunk;
+        EXPECT_GT(in_effect, 0u);
+        std::vector<void*> blocks;
+        const uint64_t calls = up.allocate_calls();
+        // Count blocks until the class needs a second upstream call.
+        while (up.allocate_calls() <= calls + 1 && blocks.size() <= in_effect + 1) {
+          blocks.push_back(pool.allocate(size, 1));
+        }
+        EXPECT_LE(blocks.size() - 1, in_effect) << "asked " << asked << ", size " << size;
+        for (void* p : blocks) pool.deallocate(p, size, 1);
+      }
+      expect_clean(up);
+    }
+  }
+}
+
+TEST(PoolResourceContract, IsEqualIsIdentity) {
+  pool_resource a;
+  pool_resource b;
+  EXPECT_TRUE(a.is_equal(a));
+  EXPECT_FALSE(a.is_equal(b));
+  EXPECT_FALSE(b.is_equal(a));
+  EXPECT_TRUE(a == a);
+  EXPECT_TRUE(a != b);
+  EXPECT_FALSE(a.is_equal(*std::pmr::new_delete_resource()));
+  std::pmr::synchronized_pool_resource std_pool;
+  EXPECT_FALSE(a.is_equal(std_pool));
+  // Allocators on the same resource compare equal; on different ones, not.
+  EXPECT_EQ(std::pmr::polymorphic_allocator<int>(&a), std::pmr::polymorphic_allocator<int>(&a));
+  EXPECT_NE(std::pmr::polymorphic_allocator<int>(&a), std::pmr::polymorphic_allocator<int>(&b));
+}
+
+// Allocates a mix of everything: chunked classes, direct classes, oversize
+// requests, over-aligned requests.
+std::vector<block> allocate_mix(std::pmr::memory_resource& r, uint32_t seed, int rounds) {
+  static const std::size_t kSizes[] = {0,    1,    7,     8,     10,    13,    24,     33,   64,
+                                       100,  129,  256,   500,   1000,  2047,  4096,   4097, 5000,
+                                       8192, 9000, 20000, 40000, 65536, 65537, 100000, 300000};
+  static const std::size_t kAligns[] = {1, 2, 8, 16, 64, 256, 4096};
+  std::vector<block> v;
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t i = 0; i < std::size(kSizes); ++i) {
+      const std::size_t size = kSizes[i];
+      const std::size_t align = kAligns[(i + static_cast<std::size_t>(round)) % std::size(kAligns)];
+      block b{r.allocate(size, align), size, align, seed++};
+      fill_block(b.p, b.size, b.seed);
+      v.push_back(b);
+    }
+  }
+  return v;
+}
+
+void check_and_free(std::pmr::memory_resource& r, std::vector<block>& v) {
+  for (const block& b : v) {
+    EXPECT_TRUE(is_aligned(b.p, b.alignment)) << b.size << "/" << b.alignment;
+    EXPECT_TRUE(check_block(b.p, b.size, b.seed)) << b.size << "/" << b.alignment;
+    r.deallocate(b.p, b.size, b.alignment);
+  }
+  v.clear();
+}
+
+TEST(PoolResourceContract, ReleaseReturnsEverythingIncludingAllocatedBlocks) {
+  counting_resource up;
+  pool_resource pool(&up);
+  std::vector<block> kept = allocate_mix(pool, 1, 20);
+  std::vector<block> freed = allocate_mix(pool, 10000, 20);
+  check_and_free(pool, freed);
+  EXPECT_GT(up.live_bytes(), 0u);
+  EXPECT_GT(pool.stats().total.upstream_bytes, 0u);
+  pool.release();
+  expect_clean(up);
+  const pool_resource_stats s = pool.stats();
+  EXPECT_EQ(s.total.upstream_bytes, 0u);
+  EXPECT_EQ(s.total.bytes_cached, 0u);
+  EXPECT_EQ(s.direct_bytes, 0u);
+  // Still usable, and release() again is fine.
+  std::vector<block> again = allocate_mix(pool, 20000, 5);
+  check_and_free(pool, again);
+  pool.release();
+  pool.release();
+  expect_clean(up);
+}
+
+TEST(PoolResourceContract, DestructorReturnsEverythingIncludingAllocatedBlocks) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    std::vector<block> kept = allocate_mix(pool, 1, 10);
+    std::vector<block> freed = allocate_mix(pool, 10000, 10);
+    check_and_free(pool, freed);
+    EXPECT_GT(up.live_bytes(), 0u);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceContract, ReleaseReturnsBlocksAllocatedOnOtherThreads) {
+  counting_resource up;
+  pool_resource pool(&up);
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::vector<block> freed_here;
+  for (uint32_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      // Keep some, free some, hand some to the main thread.
+      std::vector<block> kept = allocate_mix(pool, 1000 * t, 3);
+      std::vector<block> freed = allocate_mix(pool, 1000 * t + 500, 3);
+      check_and_free(pool, freed);
+      std::lock_guard<std::mutex> lock(mu);
+      for (const block& b : allocate_mix(pool, 1000 * t + 700, 1)) freed_here.push_back(b);
+    });
+  }
+  for (auto& t : threads) t.join();
+  check_and_free(pool, freed_here);
+  EXPECT_GT(up.live_bytes(), 0u);
+  pool.release();
+  expect_clean(up);
+  EXPECT_EQ(pool.stats().total.upstream_bytes, 0u);
+  std::vector<block> again = allocate_mix(pool, 20000, 2);
+  check_and_free(pool, again);
+}
+
+// ---------------------------------------------------------------------------
+// Allocation: sizes, alignments, no overlap, contents survive
+
+// Every size up to 4096, then the class boundaries above it (each class size,
+// one below and one above) and a stride, up to twice the largest class.
+std::vector<std::size_t> sizes_to_test(const pool_resource& pool) {
+  std::vector<std::size_t> v;
+  for (std::size_t n = 0; n <= 4096; ++n) v.push_back(n);
+  const std::size_t top = 2 * pool.options().largest_required_pool_block;
+  for (std::size_t c : class_sizes(pool)) {
+    for (std::size_t n : {c - 1, c, c + 1}) {
+      if (n > 4096) v.push_back(n);
+    }
+  }
+  for (std::size_t n = 4096 + 777; n <= top; n += 4099) v.push_back(n);
+  for (std::size_t n : {top - 1, top}) v.push_back(n);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+TEST(PoolResourceAllocate, EverySizeAndEveryAlignment) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    const std::vector<std::size_t> sizes = sizes_to_test(pool);
+    live_blocks live;
+    std::vector<block> batch;
+    uint32_t seed = 0;
+    // Checks every block of the batch, frees every other one, checks the
+    // rest again (their neighbours went back to the pool), frees them.
+    auto verify_and_free = [&] {
+      for (const block& b : batch) ASSERT_TRUE(check_block(b.p, b.size, b.seed)) << b.size << "/" << b.alignment;
+      std::vector<block> rest;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (i % 2 == 0) {
+          live.remove(batch[i]);
+          pool.deallocate(batch[i].p, batch[i].size, batch[i].alignment);
+        } else {
+          rest.push_back(batch[i]);
+        }
+      }
+      for (const block& b : rest) {
+        ASSERT_TRUE(check_block(b.p, b.size, b.seed)) << b.size << "/" << b.alignment;
+        live.remove(b);
+        pool.deallocate(b.p, b.size, b.alignment);
+      }
+      batch.clear();
+    };
+    for (std::size_t align = 1; align <= 4096; align *= 2) {
+      for (std::size_t size : sizes) {
+        block b{pool.allocate(size, align), size, align, seed++};
+        ASSERT_NE(b.p, nullptr);
+        ASSERT_TRUE(is_aligned(b.p, align)) << b.p << " for " << size << "/" << align;
+        ASSERT_TRUE(live.add(b));
+        fill_block(b.p, b.size, b.seed);
+        batch.push_back(b);
+        if (batch.size() == 97) {
+          verify_and_free();
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+    verify_and_free();
+    EXPECT_EQ(live.size(), 0u);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceAllocate, DefaultAlignmentIsMaxAlign) {
+  pool_resource pool;
+  for (std::size_t n : {1, 8, 9, 24, 100, 5000, 100000}) {
+    void* p = pool.allocate(n);
+    EXPECT_TRUE(is_aligned(p, kMaxAlign)) << n;
+    pool.deallocate(p, n);
+  }
+}
+
+TEST(PoolResourceAllocate, ZeroBytesGiveValidDistinctPointers) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    live_blocks live;
+    std::vector<block> v;
+    for (std::size_t align = 1; align <= 256 * KiB; align *= 2) {
+      for (int i = 0; i < 50; ++i) {
+        block b{pool.allocate(0, align), 0, align, 0};
+        ASSERT_NE(b.p, nullptr);
+        ASSERT_TRUE(is_aligned(b.p, align));
+        ASSERT_TRUE(live.add(b)) << "zero-byte blocks must be distinct";
+        v.push_back(b);
+      }
+    }
+    for (const block& b : v) pool.deallocate(b.p, 0, b.alignment);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceAllocate, ChurnNeverOverwritesLiveBlocks) {
+  // Random allocate/free with ~500 live blocks; every block is checked when
+  // freed and the live set is checked for overlap on every allocate.
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    live_blocks live;
+    std::vector<block> v;
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    auto next = [&rng] {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      return rng;
+    };
+    for (uint32_t i = 0; i < 30000; ++i) {
+      const uint64_t x = next();
+      if (v.size() < 500 && (x & 1) == 0) {
+        const std::size_t size = (x >> 8) % ((x >> 40) % 8 == 0 ? 70000 : 600);
+        const std::size_t align = std::size_t{1} << ((x >> 20) % 8);
+        block b{pool.allocate(size, align), size, align, i};
+        ASSERT_TRUE(is_aligned(b.p, align));
+        ASSERT_TRUE(live.add(b));
+        fill_block(b.p, b.size, b.seed);
+        v.push_back(b);
+      } else if (!v.empty()) {
+        const std::size_t k = (x >> 8) % v.size();
+        const block b = v[k];
+        ASSERT_TRUE(check_block(b.p, b.size, b.seed)) << b.size << "/" << b.alignment;
+        live.remove(b);
+        pool.deallocate(b.p, b.size, b.alignment);
+        v[k] = v.back();
+        v.pop_back();
+      }
+    }
+    for (const block& b : v) {
+      ASSERT_TRUE(check_block(b.p, b.size, b.seed));
+      pool.deallocate(b.p, b.size, b.alignment);
+    }
+  }
+  expect_clean(up);
+}
+
+// ---------------------------------------------------------------------------
+// pmr containers
+
+TEST(PoolResourceContainers, EveryStandardContainerWorks) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    {
+      std::pmr::vector<int> v(&pool);
+      for (int i = 0; i < 20000; ++i) v.push_back(i * 3);
+      for (int i = 0; i < 20000; ++i) ASSERT_EQ(v[static_cast<std::size_t>(i)], i * 3);
+      v.shrink_to_fit();
+
+      std::pmr::string s(&pool);
+      for (int i = 0; i < 5000; ++i) s += static_cast<char>('a' + i % 26);
+      ASSERT_EQ(s.size(), 5000u);
+      for (std::size_t i = 0; i < s.size(); ++i) ASSERT_EQ(s[i], static_cast<char>('a' + i % 26));
+
+      std::pmr::list<std::pmr::string> l(&pool);
+      for (int i = 0; i < 1000; ++i) l.emplace_back(std::string(static_cast<std::size_t>(i % 70), 'x'));
+      int i = 0;
+      for (const auto& e : l) {
+        ASSERT_EQ(e.size(), static_cast<std::size_t>(i++ % 70));
+        ASSERT_EQ(e.get_allocator().resource(), &pool);
+      }
+
+      std::pmr::map<int, std::pmr::string> m(&pool);
+      for (int k = 0; k < 3000; ++k) m.emplace(k, std::to_string(k) + " is a number long enough");
+      for (int k = 0; k < 3000; k += 2) m.erase(k);
+      ASSERT_EQ(m.size(), 1500u);
+      for (const auto& [k, val] : m) {
+        ASSERT_EQ(k % 2, 1);
+        ASSERT_EQ(std::string_view(val), std::to_string(k) + " is a number long enough");
+        ASSERT_EQ(val.get_allocator().resource(), &pool);
+      }
+
+      std::pmr::unordered_map<std::pmr::string, int> um(&pool);
+      for (int k = 0; k < 3000; ++k) um[std::pmr::string("key number " + std::to_string(k), &pool)] = k;
+      ASSERT_EQ(um.size(), 3000u);
+      for (int k = 0; k < 3000; ++k) {
+        auto it = um.find(std::pmr::string("key number " + std::to_string(k), &pool));
+        ASSERT_NE(it, um.end());
+        ASSERT_EQ(it->second, k);
+      }
+      um.rehash(10000);
+      ASSERT_EQ(um.at(std::pmr::string("key number 1234", &pool)), 1234);
+
+      // Evens pushed at the front, odds at the back: 19998 ... 2 0 1 3 ... 19999.
+      std::pmr::deque<uint64_t> d(&pool);
+      for (uint64_t k = 0; k < 20000; ++k) {
+        if (k % 2 != 0) {
+          d.push_back(k);
+        } else {
+          d.push_front(k);
+        }
+      }
+      for (int k = 0; k < 5000; ++k) d.pop_front();
+      ASSERT_EQ(d.size(), 15000u);
+      for (std::size_t k = 0; k < d.size(); ++k) {
+        const uint64_t want = k < 5000 ? 2 * (4999 - k) : 2 * (k - 5000) + 1;
+        ASSERT_EQ(d[k], want) << k;
+      }
+
+      std::pmr::vector<std::pmr::string> names(&pool);
+      for (int k = 0; k < 2000; ++k) names.emplace_back("name #" + std::to_string(k) + std::string(static_cast<std::size_t>(k % 100), '!'));
+      for (int k = 0; k < 2000; ++k) {
+        ASSERT_EQ(std::string_view(names[static_cast<std::size_t>(k)]),
+                  "name #" + std::to_string(k) + std::string(static_cast<std::size_t>(k % 100), '!'));
+        ASSERT_EQ(names[static_cast<std::size_t>(k)].get_allocator().resource(), &pool);
+      }
+      std::pmr::vector<std::pmr::vector<std::pmr::string>> nested(&pool);
+      for (int k = 0; k < 50; ++k) nested.push_back(names);
+      ASSERT_EQ(nested[49][1999], names[1999]);
+      ASSERT_EQ(nested[49][1999].get_allocator().resource(), &pool);
+
+      EXPECT_GT(up.live_bytes(), 0u);
+      EXPECT_GT(pool.stats().total.from_thread_cache, 0u);
+    }
+    // All containers gone: everything is cached or back upstream.
+    syncpool::collect();
+    syncpool::collect();
+    EXPECT_EQ(up.live_bytes(), 0u);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceContainers, WorksAsTheDefaultResource) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    scoped_default_resource scope(&pool);
+    std::pmr::vector<std::pmr::string> v;
+    for (int i = 0; i < 1000; ++i) v.emplace_back(std::string(100, static_cast<char>('a' + i % 26)));
+    EXPECT_EQ(v.get_allocator().resource(), &pool);
+    EXPECT_EQ(v[999].get_allocator().resource(), &pool);
+    EXPECT_GT(up.live_bytes(), 0u);
+  }
+  expect_clean(up);
+}
+
+// ---------------------------------------------------------------------------
+// Giving memory back: collect()
+
+// Sizes that stay within the classes (no direct requests), alignment <= 16.
+const std::size_t kPooledSizes[] = {1, 8, 12, 24, 40, 64, 100, 129, 256, 700, 1500, 4000, 4096, 5000, 12000, 65536};
+
+std::vector<block> allocate_pooled(pool_resource& pool, int rounds, uint32_t seed) {
+  std::vector<block> v;
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t size : kPooledSizes) {
+      const std::size_t align = size % 2 ? 1 : 16;
+      block b{pool.allocate(size, align), size, align, seed++};
+      fill_block(b.p, b.size, b.seed);
+      v.push_back(b);
+    }
+  }
+  return v;
+}
+
+// Allocates on this thread and on threads that exit (some of their blocks
+// freed by them, some by this thread), frees everything.
+int allocate_everywhere_and_free(pool_resource& pool) {
+  constexpr int kRounds = 40;
+  std::vector<block> mine = allocate_pooled(pool, kRounds, 0);
+  // Oversize and over-aligned requests go upstream and come back at once.
+  std::vector<block> direct;
+  for (std::size_t n : {100000, 200000}) direct.push_back(block{pool.allocate(n, 64), n, 64, 7});
+  for (const block& b : direct) pool.deallocate(b.p, b.size, b.alignment);
+  std::vector<block> handed;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<block> v = allocate_pooled(pool, kRounds, 10000 * (t + 1));
+      std::lock_guard<std::mutex> lock(mu);
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i % 3 == 0) {
+          handed.push_back(v[i]);
+        } else {
+          EXPECT_TRUE(check_block(v[i].p, v[i].size, v[i].seed));
+          pool.deallocate(v[i].p, v[i].size, v[i].alignment);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  check_and_free(pool, handed);
+  check_and_free(pool, mine);
+  // The main thread held this many rounds at once: at least that many blocks
+  // of each class exist (threads may have reused each other's blocks).
+  return kRounds;
+}
+
+TEST(PoolResourceGiveBack, TwoCollectsReturnEverythingToUpstream) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    const int rounds = allocate_everywhere_and_free(pool);
+    EXPECT_GT(up.live_bytes(), 0u);
+    EXPECT_GT(pool.stats().total.bytes_cached, 0u);
+
+    // After one cycle everything is still there and reusable: allocating
+    // the same sizes again asks upstream for nothing.
+    syncpool::collect();
+    const uint64_t calls = up.allocate_calls();
+    const uint64_t victim_before = pool.stats().total.from_victim;
+    std::vector<block> again = allocate_pooled(pool, rounds, 5);
+    EXPECT_EQ(up.allocate_calls(), calls) << "blocks cached before one collect() must be reusable";
+    EXPECT_GE(pool.stats().total.from_victim, victim_before + again.size() / 2);
+    check_and_free(pool, again);
+
+    syncpool::collect();
+    syncpool::collect();
+    EXPECT_EQ(up.live_bytes(), 0u);
+    const pool_resource_stats s = pool.stats();
+    EXPECT_EQ(s.total.upstream_bytes, 0u);
+    EXPECT_EQ(s.total.bytes_cached, 0u);
+    EXPECT_EQ(s.direct_bytes, 0u);
+    for (const auto& c : s.classes) EXPECT_EQ(c.upstream_bytes, 0u) << "class " << c.block_size;
+
+    // And the resource keeps working after giving everything back.
+    std::vector<block> more = allocate_pooled(pool, 2, 99);
+    check_and_free(pool, more);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceGiveBack, ResourceCollectReturnsEverythingToUpstream) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    const int rounds = allocate_everywhere_and_free(pool);
+    pool.collect();
+    const uint64_t calls = up.allocate_calls();
+    std::vector<block> again = allocate_pooled(pool, rounds, 5);
+    EXPECT_EQ(up.allocate_calls(), calls);
+    check_and_free(pool, again);
+    pool.collect();
+    pool.collect();
+    EXPECT_EQ(up.live_bytes(), 0u);
+    EXPECT_EQ(pool.stats().total.upstream_bytes, 0u);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceGiveBack, OneCollectKeepsBlocksTwoFreeThem) {
+  counting_resource up;
+  pool_resource pool(&up);
+  std::vector<block> v = allocate_pooled(pool, 3, 0);
+  check_and_free(pool, v);
+  const std::size_t held = up.live_bytes();
+  EXPECT_GT(held, 0u);
+  pool.collect();
+  EXPECT_EQ(up.live_bytes(), held);
+  pool.collect();
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
+TEST(PoolResourceGiveBack, FlushedIdleThreadDoesNotPinMemory) {
+  // A live thread that called flush_thread_cache() and went idle does not
+  // keep memory from being given back.
+  counting_resource up;
+  pool_resource pool(&up);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool flushed = false, done = false;
+  std::thread t([&] {
+    std::vector<block> v = allocate_pooled(pool, 10, 0);
+    check_and_free(pool, v);
+    syncpool::flush_thread_cache();
+    std::unique_lock<std::mutex> lock(mu);
+    flushed = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return done; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return flushed; });
+  }
+  syncpool::collect();
+  syncpool::collect();
+  EXPECT_EQ(up.live_bytes(), 0u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  t.join();
+}
+
+// ---------------------------------------------------------------------------
+// Threads
+
+TEST(PoolResourceThreads, CrossThreadDeallocationStress) {
+  // Producers allocate and fill blocks and hand them through a queue to
+  // consumers, which check and free them; a collector cycles meanwhile.
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    constexpr int kProducers = 3;
+    constexpr int kConsumers = 2;
+    constexpr uint32_t kPerProducer = 6000;
+    static const std::size_t kSizes[] = {8, 10, 12, 20, 24, 28, 48, 64, 100, 160, 256, 1000, 4096, 6000, 70000};
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<block> queue;
+    int producers_left = kProducers;
+    std::atomic<bool> stop_collector{false};
+    std::atomic<uint64_t> bad{0};
+    std::atomic<uint64_t> freed{0};
+
+    std::thread collector([&] {
+      while (!stop_collector.load()) {
+        syncpool::collect();
+        (void)pool.stats();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kConsumers; ++c) {
+      threads.emplace_back([&] {
+        for (;;) {
+          block b;
+          {
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return !queue.empty() || producers_left == 0; });
+            if (queue.empty()) return;
+            b = queue.front();
+            queue.pop_front();
+          }
+          if (!check_block(b.p, b.size, b.seed) || !is_aligned(b.p, b.alignment)) bad.fetch_add(1);
+          pool.deallocate(b.p, b.size, b.alignment);
+          freed.fetch_add(1);
+        }
+      });
+    }
+    for (int p = 0; p < kProducers; ++p) {
+      threads.emplace_back([&, p] {
+        std::vector<block> local;
+        for (uint32_t i = 0; i < kPerProducer; ++i) {
+          const uint32_t seed = static_cast<uint32_t>(p) * kPerProducer + i;
+          const std::size_t size = kSizes[(seed * 7u) % std::size(kSizes)];
+          const std::size_t align = std::size_t{1} << (seed % 6);
+          block b{pool.allocate(size, align), size, align, seed};
+          fill_block(b.p, b.size, b.seed);
+          if (i % 4 == 0) {
+            local.push_back(b);  // freed by this thread, later
+          } else {
+            std::lock_guard<std::mutex> lock(mu);
+            queue.push_back(b);
+            cv.notify_one();
+          }
+          if (local.size() == 64) {
+            for (const block& l : local) {
+              if (!check_block(l.p, l.size, l.seed)) bad.fetch_add(1);
+              pool.deallocate(l.p, l.size, l.alignment);
+            }
+            local.clear();
+          }
+        }
+        for (const block& l : local) {
+          if (!check_block(l.p, l.size, l.seed)) bad.fetch_add(1);
+          pool.deallocate(l.p, l.size, l.alignment);
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (--producers_left == 0) cv.notify_all();
+      });
+    }
+    for (auto& t : threads) t.join();
+    stop_collector.store(true);
+    collector.join();
+    EXPECT_EQ(bad.load(), 0u);
+    EXPECT_EQ(freed.load(), kProducers * kPerProducer * 3 / 4);
+    // Every thread that used the pool has exited: two cycles empty it.
+    syncpool::collect();
+    syncpool::collect();
+    EXPECT_EQ(up.live_bytes(), 0u);
+    EXPECT_EQ(pool.stats().total.upstream_bytes, 0u);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceThreads, ManyThreadsShareOneResource) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    std::vector<std::thread> threads;
+    std::atomic<uint64_t> bad{0};
+    for (uint32_t t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int round = 0; round < 20; ++round) {
+          std::vector<block> v = allocate_pooled(pool, 2, t * 100000 + static_cast<uint32_t>(round) * 100);
+          for (const block& b : v) {
+            if (!check_block(b.p, b.size, b.seed)) bad.fetch_add(1);
+            pool.deallocate(b.p, b.size, b.alignment);
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(bad.load(), 0u);
+  }
+  expect_clean(up);
+}
+
+// ---------------------------------------------------------------------------
+// Upstream failures
+
+TEST(PoolResourceUpstreamFailure, BadAllocPropagatesAndTheResourceStaysUsable) {
+  // Fail the n-th upstream call for n = 1..14: whatever was in flight, the
+  // exception reaches the caller, earlier blocks are intact, later
+  // allocations work, and nothing leaks.
+  static const std::size_t kSizes[] = {8,    24,   64,    200,   1000,  4096,   5000,
+                                       9000, 20000, 65536, 70000, 12,    3000,  131072};
+  for (uint64_t n = 1; n <= 14; ++n) {
+    counting_resource up;
+    {
+      pool_resource pool(&up);
+      up.fail_on_call(n);
+      std::vector<block> live;
+      int failures = 0;
+      uint32_t seed = 0;
+      for (int round = 0; round < 2; ++round) {
+        for (std::size_t size : kSizes) {
+          try {
+            block b{pool.allocate(size, 8), size, 8, seed++};
+            fill_block(b.p, b.size, b.seed);
+            live.push_back(b);
+          } catch (const std::bad_alloc&) {
+            ++failures;
+          }
+        }
+      }
+      EXPECT_EQ(failures, 1) << "n = " << n;
+      // The upstream recovered: everything works.
+      for (std::size_t size : kSizes) {
+        block b{pool.allocate(size, 8), size, 8, seed++};
+        fill_block(b.p, b.size, b.seed);
+        live.push_back(b);
+      }
+      for (const block& b : live) ASSERT_TRUE(check_block(b.p, b.size, b.seed)) << "n = " << n;
+      // Free half; release or destroy with the other half outstanding.
+      for (std::size_t i = 0; i < live.size(); i += 2) pool.deallocate(live[i].p, live[i].size, 8);
+      if (n % 2 == 0) {
+        pool.release();
+        expect_clean(up);
+      }
+    }
+    expect_clean(up);
+  }
+}
+
+TEST(PoolResourceUpstreamFailure, CachedBlocksStillServedWhileUpstreamIsDown) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    std::vector<block> v = allocate_pooled(pool, 4, 0);
+    check_and_free(pool, v);
+    std::pmr::vector<int> vec(&pool);
+    vec.resize(10);
+    up.fail_always(true);
+    // Same sizes again: all cached, no upstream needed.
+    std::vector<block> again = allocate_pooled(pool, 4, 100);
+    // A new size class (or an oversize request) needs upstream and fails.
+    EXPECT_THROW((void)pool.allocate(100000), std::bad_alloc);
+    EXPECT_THROW((void)pool.allocate(2000, 2048), std::bad_alloc);
+    EXPECT_THROW(vec.resize(200000), std::bad_alloc);
+    EXPECT_EQ(vec.size(), 10u);  // the container's strong guarantee holds
+    up.fail_always(false);
+    check_and_free(pool, again);
+    vec.resize(200000);
+    vec = std::pmr::vector<int>(&pool);
+    void* p = pool.allocate(100000);
+    pool.deallocate(p, 100000);
+    pool.release();
+    expect_clean(up);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceUpstreamFailure, FailingFromTheStartThenRecovering) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    up.fail_always(true);
+    for (std::size_t n : {1, 100, 5000, 100000}) EXPECT_THROW((void)pool.allocate(n), std::bad_alloc);
+    EXPECT_EQ(up.live_bytes(), 0u);
+    EXPECT_EQ(pool.stats().total.upstream_bytes, 0u);
+    up.fail_always(false);
+    std::vector<block> v = allocate_mix(pool, 0, 3);
+    check_and_free(pool, v);
+  }
+  expect_clean(up);
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+
+TEST(PoolResourceBadInput, NonPowerOfTwoAlignmentThrowsInvalidArgument) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    const std::size_t max = std::numeric_limits<std::size_t>::max();
+    for (std::size_t align : {std::size_t{0}, std::size_t{3}, std::size_t{6}, std::size_t{12}, std::size_t{24},
+                              std::size_t{48}, std::size_t{100}, std::size_t{4095}, std::size_t{4097},
+                              (std::size_t{1} << 20) + 1, max, max / 2}) {
+      for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{8}, std::size_t{100}, std::size_t{5000},
+                            std::size_t{1} << 20, max}) {
+        EXPECT_THROW((void)pool.allocate(n, align), std::invalid_argument) << n << "/" << align;
+      }
+    }
+    EXPECT_EQ(up.allocate_calls(), 0u);
+    std::vector<block> v = allocate_mix(pool, 0, 1);
+    check_and_free(pool, v);
+  }
+  expect_clean(up);
+}
+
+TEST(PoolResourceBadInput, SizeWhoseRoundingOverflowsThrowsBadAlloc) {
+  counting_resource up;
+  {
+    pool_resource pool(&up);
+    const std::size_t max = std::numeric_limits<std::size_t>::max();
+    for (std::size_t align : {std::size_t{2}, std::size_t{8}, std::size_t{16}, std::size_t{64}, std::size_t{4096},
+                              std::size_t{1} << 20}) {
+      for (std::size_t n : {max, max - 1, max - 3, max - align + 2}) {
+        if (n <= max - (align - 1)) continue;  // n rounded up to align fits
+        EXPECT_THROW((void)pool.allocate(n, align), std::bad_alloc) << n << "/" << align;
+      }
+    }
+    EXPECT_EQ(up.allocate_calls(), 0u) << "an overflowing request must not reach upstream";
+    // Huge but not overflowing: upstream refuses, bad_alloc too.
+    EXPECT_THROW((void)pool.allocate(opaque(max - 7), 8), std::bad_alloc);
+    EXPECT_THROW((void)pool.allocate(opaque(max), 1), std::bad_alloc);
+    std::vector<block> v = allocate_mix(pool, 0, 1);
+    check_and_free(pool, v);
+  }
+  expect_clean(up);
+}
+
+// ---------------------------------------------------------------------------
+// stats()
+
+std::size_t class_of(const pool_resource& pool, std::size_t block_size) {
+  const auto sizes = class_sizes(pool);
+  return static_cast<std::size_t>(std::find(sizes.begin(), sizes.end(), block_size) - sizes.begin());
+}
+
+TEST(PoolResourceStats, ThreadCacheUpstreamAndVictimCounters) {
+  counting_resource up;
+  pool_resource pool(&up);
+  const std::size_t c = class_of(pool, 64);
+  {
+    const auto s = pool.stats();
+    EXPECT_EQ(s.total.from_upstream, 0u);
+    EXPECT_EQ(s.total.from_thread_cache, 0u);
+    EXPECT_EQ(s.total.upstream_bytes, 0u);
+    EXPECT_EQ(s.total.bytes_cached, 0u);
+  }
+  void* a = pool.allocate(64);
+  auto s = pool.stats();
+  EXPECT_EQ(s.classes[c].block_size, 64u);
+  EXPECT_EQ(s.classes[c].from_upstream, 1u);
+  EXPECT_EQ(s.classes[c].from_thread_cache, 0u);
+  EXPECT_EQ(s.classes[c].upstream_bytes, up.live_bytes());
+  EXPECT_GT(s.classes[c].upstream_bytes, 0u);
+  // The chunk's other blocks went to this thread's cache.
+  EXPECT_GT(s.classes[c].bytes_cached, 0u);
+  EXPECT_EQ(s.classes[c].bytes_cached % 64, 0u);
+  EXPECT_LE(s.classes[c].bytes_cached + 64, s.classes[c].upstream_bytes);
+  const std::size_t cached_after_first = s.classes[c].bytes_cached;
+
+  void* b = pool.allocate(64);
+  s = pool.stats();
+  EXPECT_EQ(s.classes[c].from_upstream, 1u);
+  EXPECT_EQ(s.classes[c].from_thread_cache, 1u);
+  EXPECT_EQ(s.classes[c].bytes_cached, cached_after_first - 64);
+  pool.deallocate(a, 64);
+  pool.deallocate(b, 64);
+  s = pool.stats();
+  EXPECT_EQ(s.classes[c].bytes_cached, cached_after_first + 64);
+  EXPECT_EQ(s.total.bytes_cached, s.classes[c].bytes_cached);
+  EXPECT_EQ(s.total.upstream_bytes, up.live_bytes());
+  for (std::size_t i = 0; i < s.classes.size(); ++i) {
+    if (i != c) {
+      EXPECT_EQ(s.classes[i].from_upstream + s.classes[i].upstream_bytes, 0u) << i;
+    }
+  }
+
+  // One cycle: the cached blocks become the victim generation, still served.
+  syncpool::collect();
+  s = pool.stats();
+  EXPECT_EQ(s.classes[c].bytes_cached, cached_after_first + 64);
+  void* d = pool.allocate(64);
+  s = pool.stats();
+  EXPECT_EQ(s.classes[c].from_victim, 1u);
+  EXPECT_EQ(s.classes[c].from_upstream, 1u);
+  pool.deallocate(d, 64);
+
+  // Direct requests.
+  void* big = pool.allocate(200000);
+  s = pool.stats();
+  EXPECT_EQ(s.direct_allocations, 1u);
+  EXPECT_EQ(s.direct_bytes, 200000u);
+  EXPECT_EQ(s.total.upstream_bytes, up.live_bytes());
+  EXPECT_EQ(s.total.from_upstream, s.classes[c].from_upstream + 1);
+  pool.deallocate(big, 200000);
+  s = pool.stats();
+  EXPECT_EQ(s.direct_allocations, 1u);
+  EXPECT_EQ(s.direct_bytes, 0u);
+
+  syncpool::collect();
+  syncpool::collect();
+  s = pool.stats();
+  EXPECT_EQ(s.total.bytes_cached, 0u);
+  EXPECT_EQ(s.total.upstream_bytes, 0u);
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
+TEST(PoolResourceStats, DirectClassCountsOneUpstreamBlockPerMiss) {
+  counting_resource up;
+  pool_resource pool(&up);
+  const std::size_t c = class_of(pool, 20480);
+  ASSERT_LT(c, pool.stats().classes.size());
+  void* a = pool.allocate(20000);
+  void* b = pool.allocate(20000);
+  auto s = pool.stats();
+  EXPECT_EQ(s.classes[c].from_upstream, 2u);
+  EXPECT_EQ(s.classes[c].upstream_bytes, 2 * 20480u);
+  EXPECT_EQ(s.classes[c].bytes_cached, 0u);
+  pool.deallocate(a, 20000);
+  pool.deallocate(b, 20000);
+  s = pool.stats();
+  EXPECT_EQ(s.classes[c].bytes_cached, 2 * 20480u);
+  void* d = pool.allocate(19000);
+  s = pool.stats();
+  EXPECT_EQ(s.classes[c].from_thread_cache, 1u);
+  EXPECT_EQ(s.classes[c].from_upstream, 2u);
+  pool.deallocate(d, 19000);
+}
+
+TEST(PoolResourceStats, BlocksSpilledByAnIdleThreadAreTakenByOthers) {
+  counting_resource up;
+  pool_resource pool(&up);
+  const std::size_t c = class_of(pool, 64);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool spilled = false, done = false;
+  std::thread idle([&] {
+    // Allocate and free far more than a thread keeps privately: the rest
+    // spills to this thread's shared queue, where others can take it.
+    std::vector<void*> v;
+    for (int i = 0; i < 2000; ++i) v.push_back(pool.allocate(64));
+    for (void* p : v) pool.deallocate(p, 64);
+    std::unique_lock<std::mutex> lock(mu);
+    spilled = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return done; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return spilled; });
+  }
+  const auto before = pool.stats();
+  const uint64_t calls = up.allocate_calls();
+  std::vector<void*> v;
+  for (int i = 0; i < 1000; ++i) v.push_back(pool.allocate(64));
+  const auto after = pool.stats();
+  EXPECT_GT(after.classes[c].from_other_threads, before.classes[c].from_other_threads);
+  EXPECT_EQ(after.classes[c].from_upstream, before.classes[c].from_upstream);
+  EXPECT_EQ(up.allocate_calls(), calls);
+  for (void* p : v) pool.deallocate(p, 64);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  idle.join();
+}
+
+TEST(PoolResourceStats, BlocksOfAnExitedThreadAreTakenByOthers) {
+  counting_resource up;
+  pool_resource pool(&up);
+  const std::size_t c = class_of(pool, 256);
+  std::thread([&] {
+    std::vector<void*> v;
+    for (int i = 0; i < 100; ++i) v.push_back(pool.allocate(256));
+    for (void* p : v) pool.deallocate(p, 256);
+  }).join();
+  const auto before = pool.stats();
+  EXPECT_GT(before.classes[c].bytes_cached, 0u);
+  void* p = pool.allocate(256);
+  const auto after = pool.stats();
+  EXPECT_EQ(after.classes[c].from_other_threads, before.classes[c].from_other_threads + 1);
+  EXPECT_EQ(after.classes[c].from_upstream, before.classes[c].from_upstream);
+  // The exited thread's counters are still counted.
+  EXPECT_GE(after.classes[c].from_upstream, 1u);
+  pool.deallocate(p, 256);
+}
+
+// ---------------------------------------------------------------------------
+// AddressSanitizer: pooled blocks are poisoned
+
+TEST(PoolResourceAsan, WriteAfterDeallocateIsReported) {
+#ifndef SYNCPOOL_TEST_ASAN
+  GTEST_SKIP() << "needs AddressSanitizer (--config=asan)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  pool_resource pool;
+  for (std::size_t n : {64, 4096, 8192}) {
+    EXPECT_DEATH(
+        {
+          auto* p = static_cast<volatile char*>(pool.allocate(n));
+          p[n - 1] = 1;
+          pool.deallocate(const_cast<char*>(p), n);
+          p[n / 2] = 2;
+        },
+        "use-after-poison")
+        << n;
+  }
+#endif
+}
+
+}  // namespace
