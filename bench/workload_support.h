@@ -1,0 +1,90 @@
+// bench/workload_support.h
+//
+// What the workload files share: a fixed-seed random generator, the memory
+// counters every benchmark reports, the end-of-run barrier of threaded
+// benchmarks, and the registration entry points of the workload files.
+
+#ifndef SYNCPOOL_BENCH_WORKLOAD_SUPPORT_H_
+#define SYNCPOOL_BENCH_WORKLOAD_SUPPORT_H_
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "bench/workloads.h"
+
+namespace syncpool_bench::internal {
+
+// splitmix64: a well-mixed 64-bit value for each input.
+inline std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// xorshift64*: cheap enough to call inside a timed loop; fixed seeds make
+// every allocator see the same sequence.
+class rng {
+ public:
+  explicit rng(std::uint64_t seed) : state_(mix64(seed) | 1) {}
+  std::uint64_t next() {
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    return state_ * 0x2545f4914f6cdd1dULL;
+  }
+  // Uniform enough in [0, n) for n far below 2^32.
+  std::size_t below(std::size_t n) { return static_cast<std::size_t>((next() >> 32) * n >> 32); }
+  // In [lo, hi].
+  std::size_t between(std::size_t lo, std::size_t hi) { return lo + below(hi - lo + 1); }
+
+ private:
+  std::uint64_t state_;
+};
+
+// Call first thing in a run (thread 0 only): resets the peak RSS and, the
+// first time, records the process's RSS as the baseline of every counter.
+void begin_memory();
+
+// Call on thread 0 once every block of the run is freed and every other
+// thread is done, while the resource still lives: sets the memory counters
+// (see workloads.h), running two syncpool::collect() cycles in between.
+// `held` gives the bytes held from upstream, where known.
+void report_memory(benchmark::State& state,
+                   const std::function<std::optional<std::size_t>()>& held);
+void report_memory(benchmark::State& state, const bench_resource& resource);
+
+// The threads of one threaded benchmark run share state kept in statics:
+// thread 0 makes it before the timed loop (Google Benchmark's start barrier
+// publishes it to the others), every thread calls run_barrier::arrive() when
+// it no longer touches it, and then thread 0 may measure it and park() it.
+class run_barrier {
+ public:
+  // Thread 0, before the timed loop.
+  static void prepare(int threads);
+  // Every thread, after its last use of the shared state. Also hands the
+  // thread's syncpool caches over (syncpool::flush_thread_cache()).
+  static void arrive();
+};
+
+// What the threads of a run shared must outlive those threads, which
+// Google Benchmark joins only after the run: an allocator may touch its
+// state from a thread-exit handler (libstdc++'s synchronized_pool_resource
+// does). So thread 0 parks it here at the end of a run, and it is destroyed
+// when the next threaded run starts (thread 0, before begin_memory()) or by
+// destroy_leftovers().
+void park(std::shared_ptr<void> object);
+void destroy_parked();
+
+// Registration entry points of the workload files.
+void register_single_thread_workloads(const allocator_row& row);  // workloads.cc
+void register_threaded_workloads(const allocator_row& row, const bench_config& config);
+
+}  // namespace syncpool_bench::internal
+
+#endif  // SYNCPOOL_BENCH_WORKLOAD_SUPPORT_H_
