@@ -133,7 +133,10 @@ bool reserve_record_slot(uint32_t id) noexcept {
 
 void free_record(cache_record* r) noexcept {
   if (r->slot_batch != nullptr) free_batch(r->slot_batch);
-  if (r->spare != nullptr) free_batch(r->spare);
+  while (batch* b = r->spares) {
+    r->spares = b->next;
+    free_batch(b);
+  }
   delete r;
 }
 
@@ -163,7 +166,9 @@ void release_this_thread() noexcept {
 engine::engine(engine_client client, engine_config config)
     : client_(client),
       capacity_(std::max<uint32_t>(config.local_capacity, 1)),
-      batch_size_(std::max<uint32_t>(capacity_ / 2, 1)) {
+      // A spill moves three quarters of the slots: fewer trips to the shared
+      // tier than halves, and still room on both sides against ping-pong.
+      batch_size_(std::max<uint32_t>(capacity_ - capacity_ / 4, 1)) {
   engine_registry& reg = engine_registry::get();
   std::lock_guard<std::mutex> lock(reg.mu);
   if (!reg.free_ids.empty()) {
@@ -246,10 +251,34 @@ cache_record* engine::this_thread_record() {
   return r;
 }
 
+namespace {
+constexpr uint32_t kMaxSpares = 4;
+}  // namespace
+
+batch* engine::take_spare(cache_record* r) noexcept {
+  batch* b = r->spares;
+  if (b == nullptr) return make_batch(capacity_);
+  r->spares = b->next;
+  --r->spare_count;
+  b->next = nullptr;
+  return b;
+}
+
+void engine::give_spare(cache_record* r, batch* b) noexcept {
+  // Only a full-size batch may serve: spill() and take_slots() fill it with
+  // up to capacity_ objects. (Batches of exiting threads hold one object.)
+  if (b->capacity != capacity_ || r->spare_count == kMaxSpares) {
+    free_batch(b);
+    return;
+  }
+  b->count = 0;
+  b->next = r->spares;
+  r->spares = b;
+  ++r->spare_count;
+}
+
 batch* engine::take_slots(cache_record* r) noexcept {
-  batch* fresh = r->spare;
-  r->spare = nullptr;
-  if (fresh == nullptr) fresh = make_batch(capacity_);
+  batch* fresh = take_spare(r);
   if (fresh == nullptr) return nullptr;
   batch* old = r->slot_batch;
   old->count = r->count.load(std::memory_order_relaxed);
@@ -285,9 +314,7 @@ void engine::sync_epoch(cache_record* r, bool may_destroy) noexcept {
 }
 
 bool engine::spill(cache_record* r) noexcept {
-  batch* b = r->spare;
-  r->spare = nullptr;
-  if (b == nullptr) b = make_batch(capacity_);
+  batch* b = take_spare(r);
   if (b == nullptr) return false;
   // The oldest objects leave; the newest (warmest in cache) stay private.
   const uint32_t n = r->count.load(std::memory_order_relaxed);
@@ -296,7 +323,7 @@ bool engine::spill(cache_record* r) noexcept {
   std::memmove(r->slots, r->slots + moved, sizeof(void*) * (n - moved));
   b->count = moved;
   r->count.store(n - moved, std::memory_order_relaxed);
-  lock_guard lock(r->mu);
+  spin_lock_guard lock(r->mu);
   r->shared.push(b);
   r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
   return true;
@@ -306,16 +333,7 @@ void engine::refill(cache_record* r, batch* b) noexcept {
   // The caller found r's slots empty.
   std::memcpy(r->slots, b->items, sizeof(void*) * b->count);
   r->count.store(b->count, std::memory_order_relaxed);
-  b->count = 0;
-  b->next = nullptr;
-  // Only a full-size batch may serve as the spare: spill() and take_slots()
-  // fill it with up to capacity_ objects. (Batches of exiting threads hold
-  // one object.)
-  if (r->spare == nullptr && b->capacity == capacity_) {
-    r->spare = b;
-  } else {
-    free_batch(b);
-  }
+  give_spare(r, b);
 }
 
 // ---------------------------------------------------------------------------
@@ -355,7 +373,7 @@ void* engine::get_slow() {
   if (r->shared_hint.load(std::memory_order_relaxed) != 0) {
     batch* b;
     {
-      lock_guard lock(r->mu);
+      spin_lock_guard lock(r->mu);
       b = r->shared.pop();
       r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
     }
@@ -375,7 +393,7 @@ void* engine::get_slow() {
     lock_guard lock(mu_);
     for (cache_record* q = records_; q != nullptr && b == nullptr; q = q->next) {
       if (q == r || q->shared_hint.load(std::memory_order_relaxed) == 0) continue;
-      lock_guard qlock(q->mu);
+      spin_lock_guard qlock(q->mu);
       b = q->shared.pop();
       q->shared_hint.store(q->shared.size(), std::memory_order_relaxed);
       if (b != nullptr && b->count == 0) {
@@ -439,7 +457,7 @@ void engine::age() {
     dead = victim_.release();
     victim_.splice(orphans_);
     for (cache_record* r = records_; r != nullptr; r = r->next) {
-      lock_guard rlock(r->mu);
+      spin_lock_guard rlock(r->mu);
       victim_.splice(r->shared);
       r->shared_hint.store(0, std::memory_order_relaxed);
     }
@@ -454,7 +472,7 @@ batch* engine::take_all_locked(bool destroy) noexcept {
   all.splice(orphans_);
   for (cache_record* r = records_; r != nullptr; r = r->next) {
     {
-      lock_guard rlock(r->mu);
+      spin_lock_guard rlock(r->mu);
       all.splice(r->shared);
       r->shared_hint.store(0, std::memory_order_relaxed);
     }
@@ -498,7 +516,7 @@ void engine::adopt(cache_record* r) noexcept {
     r->count.store(0, std::memory_order_relaxed);
   }
   {
-    lock_guard rlock(r->mu);
+    spin_lock_guard rlock(r->mu);
     orphans_.splice(r->shared);
     r->shared_hint.store(0, std::memory_order_relaxed);
   }
@@ -518,7 +536,7 @@ void engine::flush_record(cache_record* r, bool may_destroy) noexcept {
   if (r->count.load(std::memory_order_relaxed) == 0) return;
   batch* old = take_slots(r);
   if (old == nullptr) return;  // no memory: the slots stay where they are
-  lock_guard lock(r->mu);
+  spin_lock_guard lock(r->mu);
   r->shared.push(old);
   r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
 }

@@ -34,8 +34,13 @@ constexpr std::size_t kDefaultChunkBytes = std::size_t{64} << 10;
 constexpr std::size_t kSmallestChunkBytes = 256;
 // What a thread keeps in its private cache per class, in bytes (at least
 // one block): the bound on what an idle thread pins.
-constexpr std::size_t kLocalBudget = std::size_t{16} << 10;
-constexpr uint32_t kMaxLocalBlocks = 128;
+constexpr std::size_t kLocalBudget = std::size_t{32} << 10;
+constexpr uint32_t kMinLocalBlocks = 2;
+constexpr uint32_t kMaxLocalBlocks = 256;
+// A refill from the block source carves about this much at once (at least
+// one block): enough to amortize the lock, little enough that a thread that
+// needs a few blocks of a class does not fault in a whole batch.
+constexpr std::size_t kRefillBytes = 4096;
 // Direct classes serve alignments up to this from plain upstream blocks;
 // more goes straight to upstream.
 constexpr std::size_t kDirectClassAlignment = alignof(std::max_align_t);
@@ -51,12 +56,14 @@ struct size_class {
       : upstream(up),
         block_size(size),
         chunked(size <= kLargestChunkedClass),
-        refill_count(std::max<uint32_t>(local_capacity_for(size) / 2, 1)),
+        refill_count(static_cast<uint32_t>(
+            std::clamp<std::size_t>(kRefillBytes / size, 1, local_capacity_for(size)))),
         chunks(size, chunk_bytes, max_blocks),
         cache(engine_client{&destroy_blocks, this}, engine_config{local_capacity_for(size)}) {}
 
   static uint32_t local_capacity_for(std::size_t size) noexcept {
-    return static_cast<uint32_t>(std::clamp<std::size_t>(kLocalBudget / size, 1, kMaxLocalBlocks));
+    return static_cast<uint32_t>(
+        std::clamp<std::size_t>(kLocalBudget / size, kMinLocalBlocks, kMaxLocalBlocks));
   }
 
   // The engine destroys blocks that went unused for two cycles: they go back
@@ -308,7 +315,7 @@ pool_resource::pool_resource(const std::pmr::pool_options& options, std::pmr::me
   if (upstream == nullptr) throw std::invalid_argument("syncpool::pool_resource: upstream is null");
   impl_ = std::make_unique<internal::resource_impl>(upstream, options_);
   classes_ = impl_->classes();
-  fast_limit_ = std::min(options_.largest_required_pool_block, internal::kTableLimit);
+  largest_ = options_.largest_required_pool_block;
 }
 
 pool_resource::~pool_resource() = default;
@@ -319,17 +326,38 @@ void pool_resource::collect() { impl_->collect(); }
 
 pool_resource_stats pool_resource::stats() const { return impl_->stats(); }
 
-// The hot path: a small request with a valid alignment (its size rounds to
-// at most fast_limit_ <= kTableLimit bytes, so its class exists, is chunked
-// and is aligned enough),
-// served by the calling thread's slots. Everything else, including
-// bytes == 0 and overflow (where the rounded size comes out as 0), takes
-// the out-of-line path in resource_impl.
+namespace {
+
+// The class of a pooled request, inline: a valid alignment and a rounded
+// size up to `limit` (the largest class). False for everything else, which
+// the out-of-line path sorts out: oversize, bad alignment, bytes == 0 and
+// overflow (where the rounded size comes out as 0), and over-aligned
+// requests in the classes above 4 KiB (plain upstream blocks).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment,
+                                                      std::size_t limit, std::size_t& index) noexcept {
+  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
+  if (ABSL_PREDICT_FALSE(rounded - 1 >= limit || (alignment & (alignment - 1)) != 0)) return false;
+  if (ABSL_PREDICT_TRUE(rounded <= internal::kTableLimit)) {
+    index = internal::class_index_small(rounded);
+    return true;
+  }
+  if (rounded > internal::kLargestChunkedClass && alignment > internal::kDirectClassAlignment) {
+    return false;
+  }
+  index = internal::class_index(rounded);
+  return true;
+}
+
+}  // namespace
+
+// The hot path: a pooled request served by the calling thread's slots, with
+// no call, no lock and no atomic read-modify-write. Everything else goes to
+// resource_impl, out of line.
 void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void* p = nullptr;
-  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
-  if (ABSL_PREDICT_TRUE(rounded - 1 < fast_limit_ && (alignment & (alignment - 1)) == 0)) {
-    internal::size_class& c = classes_[internal::class_index_small(rounded)];
+  std::size_t index;
+  if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
+    internal::size_class& c = classes_[index];
     p = c.cache.try_get_fast();
     if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, c.block_size);
   }
@@ -344,9 +372,9 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
 #ifdef SYNCPOOL_DEBUG_CHECKS
   impl_->checker.on_deallocate(p, bytes, alignment);
 #endif
-  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
-  if (ABSL_PREDICT_TRUE(rounded - 1 < fast_limit_ && (alignment & (alignment - 1)) == 0)) {
-    internal::size_class& c = classes_[internal::class_index_small(rounded)];
+  std::size_t index;
+  if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
+    internal::size_class& c = classes_[index];
     internal::poison(p, c.block_size);
     if (ABSL_PREDICT_TRUE(c.cache.try_put_fast(p))) return;
   }

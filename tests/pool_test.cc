@@ -1127,10 +1127,12 @@ bool this_threads_batches_are_full_size(std::string* why) {
              " < local_capacity " + std::to_string(r->capacity);
       return false;
     }
-    if (r->spare != nullptr && r->spare->capacity < r->capacity) {
-      *why = "spare batch of capacity " + std::to_string(r->spare->capacity) +
-             " < local_capacity " + std::to_string(r->capacity);
-      return false;
+    for (const syncpool::internal::batch* b = r->spares; b != nullptr; b = b->next) {
+      if (b->capacity < r->capacity) {
+        *why = "spare batch of capacity " + std::to_string(b->capacity) +
+               " < local_capacity " + std::to_string(r->capacity);
+        return false;
+      }
     }
   }
   return true;
@@ -1147,10 +1149,10 @@ struct late_putter {
 // A thread_local whose destructor runs after the pool's per-thread exit hook
 // (it was constructed before the thread's first pool call) puts an object.
 // put_slow() then wraps it in a batch of capacity 1 and hands it to the
-// orphans. A thread that steals that batch keeps it as its `spare` (refill()
-// does not look at capacities) and later uses it as a full-size batch:
-// spill() copies local_capacity/2 pointers into it and take_slots() makes it
-// the slot array -> heap-buffer-overflow (ASan), heap corruption otherwise.
+// orphans. A thread that stole that batch used to keep it as a spare
+// (refill() did not look at capacities) and later use it as a full-size
+// batch: spill() copied local_capacity/2 pointers into it -> heap-buffer-
+// overflow (ASan), heap corruption otherwise. Fixed; this guards it.
 // The test checks the invariant white-box and stops before the overflow while
 // the bug is there, so that it fails cleanly in every build.
 TEST(PoolBugTest, PutFromLateThreadLocalDestructorLeavesUndersizedBatch) {

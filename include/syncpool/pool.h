@@ -22,7 +22,7 @@
 // Guarantees:
 //   - get() and put() are thread-safe. A get() served by the calling
 //     thread's private cache takes no lock and no atomic read-modify-write;
-//     amortized over a batch, the rest takes one mutex per `local_capacity/2`
+//     the rest takes one lock per batch of about 3/4 `local_capacity`
 //     objects.
 //   - An object is never handed to two callers at once.
 //

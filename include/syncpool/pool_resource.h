@@ -44,10 +44,10 @@
 //
 // NOT guaranteed:
 //   - An idle live thread that has not flushed keeps, per size class it used,
-//     up to max(16 KiB, one block) of blocks in its private cache, and each
-//     such block keeps its chunk (at most 64 KiB) with upstream. A thread
-//     that used a few classes thus pins a few hundred KiB at most; call
-//     syncpool::flush_thread_cache() before parking a thread for long.
+//     up to 32 KiB of blocks in its private cache (at most 256 blocks; two
+//     blocks in the classes above 16 KiB), and each such block keeps its
+//     chunk (64 KiB) with upstream. Call syncpool::flush_thread_cache()
+//     before parking a thread for long.
 //   - release() and destruction must not race with allocate/deallocate on
 //     other threads (as for the standard resources).
 //   - No debug checks in normal builds: deallocating with the wrong size or
@@ -130,10 +130,10 @@ class pool_resource : public std::pmr::memory_resource {
   std::pmr::memory_resource* const upstream_;
   std::pmr::pool_options options_;
   std::unique_ptr<internal::resource_impl> impl_;
-  // impl_'s class array, held here too to save a load on every call, and
-  // the largest rounded size the inline fast path may look up in it.
+  // impl_'s class array and largest class, held here too to save a load on
+  // every call.
   internal::size_class* classes_ = nullptr;
-  std::size_t fast_limit_ = 0;
+  std::size_t largest_ = 0;
 };
 
 }  // namespace syncpool

@@ -123,11 +123,12 @@ struct cache_record {
   owner_counter misses;
   // --- owner-only, cold ---
   batch* slot_batch = nullptr;     // owns `slots`
-  batch* spare = nullptr;          // an empty batch kept for the next spill
+  batch* spares = nullptr;         // empty full-size batches, for spills
+  uint32_t spare_count = 0;
   engine* owner_engine = nullptr;  // nullptr once the engine is gone
   uint64_t engine_serial = 0;
   // --- shared with thieves and collectors ---
-  alignas(64) mutex mu;
+  alignas(64) spin_mutex mu;
   batch_list shared ABSL_GUARDED_BY(mu);
   std::atomic<uint64_t> shared_hint{0};  // lets thieves skip empty queues
   // Engine registry links, guarded by the engine's mutex.
@@ -250,6 +251,10 @@ class engine {
   // returns the old one; nullptr when no memory for the replacement.
   batch* take_slots(cache_record* r) noexcept;
   void refill(cache_record* r, batch* b) noexcept;
+  // An empty full-size batch: a spare, or a new one (nullptr: no memory).
+  batch* take_spare(cache_record* r) noexcept;
+  // Keeps `b` (emptied) as a spare if it is full-size and there is room.
+  void give_spare(cache_record* r, batch* b) noexcept;
   // Moves half of r's slots to its shared queue. False when out of memory.
   bool spill(cache_record* r) noexcept;
   void destroy_chain(batch* b) noexcept;
@@ -264,13 +269,15 @@ class engine {
   void adopt(cache_record* r) noexcept;
   void flush_record(cache_record* r, bool may_destroy) noexcept;
 
+  // Read on every call: kept together, first.
+  uint32_t id_ = 0;
+  // Written under mu_; read racily by owners on every call.
+  std::atomic<uint64_t> epoch_{0};
+
   const engine_client client_;
   const uint32_t capacity_;
   const uint32_t batch_size_;
-  uint32_t id_ = 0;
   uint64_t serial_ = 0;
-  // Written under mu_; read racily by owners on every call.
-  std::atomic<uint64_t> epoch_{0};
   uint32_t pins_ = 0;  // collectors working on this engine; under g_mu
 
   mutable mutex mu_;

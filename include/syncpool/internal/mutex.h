@@ -8,7 +8,9 @@
 #ifndef SYNCPOOL_INTERNAL_MUTEX_H_
 #define SYNCPOOL_INTERNAL_MUTEX_H_
 
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 
@@ -24,16 +26,39 @@ class ABSL_LOCKABLE mutex {
   std::mutex mu_;
 };
 
-class ABSL_SCOPED_LOCKABLE lock_guard {
+// A lock for the per-thread shared queues: held for a few dozen
+// instructions, almost never contended (its owner, now and then a thief or a
+// collector). Lock + unlock is one exchange and one store, about a third of
+// a pthread mutex's cost. Spins, then yields: never hold it for long.
+class ABSL_LOCKABLE spin_mutex {
  public:
-  explicit lock_guard(mutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_.lock(); }
-  ~lock_guard() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  lock_guard(const lock_guard&) = delete;
-  lock_guard& operator=(const lock_guard&) = delete;
+  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire);) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins > 64) std::this_thread::yield();
+      }
+    }
+  }
+  void unlock() ABSL_UNLOCK_FUNCTION() { locked_.store(false, std::memory_order_release); }
 
  private:
-  mutex& mu_;
+  std::atomic<bool> locked_{false};
 };
+
+template <class Mutex>
+class ABSL_SCOPED_LOCKABLE basic_lock_guard {
+ public:
+  explicit basic_lock_guard(Mutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_.lock(); }
+  ~basic_lock_guard() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  basic_lock_guard(const basic_lock_guard&) = delete;
+  basic_lock_guard& operator=(const basic_lock_guard&) = delete;
+
+ private:
+  Mutex& mu_;
+};
+
+using lock_guard = basic_lock_guard<mutex>;
+using spin_lock_guard = basic_lock_guard<spin_mutex>;
 
 }  // namespace internal
 }  // namespace syncpool
