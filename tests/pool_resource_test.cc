@@ -31,14 +31,6 @@
 #include "syncpool/collect.h"
 #include "tests/test_resources.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SYNCPOOL_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SYNCPOOL_TEST_ASAN 1
-#endif
-#endif
-
 namespace {
 
 using syncpool::pool_resource;

@@ -36,6 +36,27 @@
 
 namespace {
 
+// Runs syncpool::collect() in a loop on its own thread until stop().
+class collect_in_background {
+ public:
+  collect_in_background()
+      : thread_([this] {
+          while (!stop_.load()) {
+            syncpool::collect();
+            std::this_thread::yield();
+          }
+        }) {}
+  ~collect_in_background() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 using namespace std::chrono_literals;
 
 // Sanitizers make every operation 5-20x slower; the concurrent tests do fewer
@@ -806,13 +827,7 @@ void run_stress(uint32_t local_capacity, int threads, int iterations) {
   {
     syncpool::pool<stress_obj> p([] { return std::make_unique<stress_obj>(); },
                                  with_capacity<stress_obj>(local_capacity));
-    std::atomic<bool> stop{false};
-    std::thread gc([&] {
-      while (!stop.load()) {
-        syncpool::collect();
-        std::this_thread::yield();
-      }
-    });
+    collect_in_background gc;
     std::vector<std::thread> workers;
     for (int w = 0; w < threads; ++w) {
       workers.emplace_back([&, w] {
@@ -842,8 +857,7 @@ void run_stress(uint32_t local_capacity, int threads, int iterations) {
       });
     }
     for (auto& t : workers) t.join();
-    stop.store(true);
-    gc.join();
+    gc.stop();
     const syncpool::pool_stats s = p.stats();
     EXPECT_EQ(s.local_hits + s.stolen + s.victim_hits + s.misses,
               static_cast<uint64_t>(gets.load()));
@@ -874,13 +888,7 @@ TEST(PoolStressTest, PoolsCreatedAndDestroyedWhileOthersRunAndCollect) {
   std::atomic<int> next_tag{1};
   {
     tracked_pool shared(factory_for(c, nullptr, -1));
-    std::atomic<bool> stop{false};
-    std::thread gc([&] {
-      while (!stop.load()) {
-        syncpool::collect();
-        std::this_thread::yield();
-      }
-    });
+    collect_in_background gc;
     std::vector<std::thread> workers;
     for (int w = 0; w < 4; ++w) {
       workers.emplace_back([&, w] {
@@ -911,8 +919,7 @@ TEST(PoolStressTest, PoolsCreatedAndDestroyedWhileOthersRunAndCollect) {
       });
     }
     for (auto& t : workers) t.join();
-    stop.store(true);
-    gc.join();
+    gc.stop();
   }
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(c.destroyed.load(), c.constructed.load());
@@ -939,13 +946,7 @@ TEST(PoolStressTest, PoolsHandedToAnotherThreadAndDestroyedThereWhileCreatorMove
   std::atomic<int> next_tag{1};
   std::vector<mailbox> boxes(kThreads);
   std::latch all_sent(kThreads);
-  std::atomic<bool> stop{false};
-  std::thread gc([&] {
-    while (!stop.load()) {
-      syncpool::collect();
-      std::this_thread::yield();
-    }
-  });
+  collect_in_background gc;
   auto use = [&](tracked_pool& p, int tag, std::mt19937& rng) {
     std::vector<std::unique_ptr<tracked>> held;
     for (int i = 0; i < 4; ++i) {
@@ -990,8 +991,7 @@ TEST(PoolStressTest, PoolsHandedToAnotherThreadAndDestroyedThereWhileCreatorMove
     });
   }
   for (auto& t : workers) t.join();
-  stop.store(true);
-  gc.join();
+  gc.stop();
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(c.destroyed.load(), c.constructed.load());
 }
@@ -1067,13 +1067,7 @@ TEST(PoolStressTest, PoolsSharedByThreadsAreReplacedWhileThreadsIdle) {
   std::unique_ptr<tracked_pool> current;
   int current_round = 0;
   std::barrier sync(kThreads + 1);
-  std::atomic<bool> stop{false};
-  std::thread gc([&] {
-    while (!stop.load()) {
-      syncpool::collect();
-      std::this_thread::yield();
-    }
-  });
+  collect_in_background gc;
   std::vector<std::thread> workers;
   for (int w = 0; w < kThreads; ++w) {
     workers.emplace_back([&, w] {
@@ -1107,8 +1101,7 @@ TEST(PoolStressTest, PoolsSharedByThreadsAreReplacedWhileThreadsIdle) {
     EXPECT_EQ(c.destroyed.load(), c.constructed.load()) << "round " << r;
   }
   for (auto& t : workers) t.join();
-  stop.store(true);
-  gc.join();
+  gc.stop();
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(c.destroyed.load(), c.constructed.load());
 }

@@ -6,6 +6,15 @@
 #ifndef SYNCPOOL_TESTS_TEST_RESOURCES_H_
 #define SYNCPOOL_TESTS_TEST_RESOURCES_H_
 
+// SYNCPOOL_TEST_ASAN: defined in AddressSanitizer builds (g++ and clang).
+#if defined(__SANITIZE_ADDRESS__)
+#define SYNCPOOL_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SYNCPOOL_TEST_ASAN 1
+#endif
+#endif
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
