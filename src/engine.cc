@@ -252,7 +252,7 @@ cache_record* engine::this_thread_record() {
 }
 
 namespace {
-constexpr uint32_t kMaxSpares = 4;
+constexpr uint32_t kMaxSpares = 2;
 }  // namespace
 
 batch* engine::take_spare(cache_record* r) noexcept {

@@ -36,7 +36,7 @@ constexpr std::size_t kSmallestChunkBytes = 256;
 // one block): the bound on what an idle thread pins.
 constexpr std::size_t kLocalBudget = std::size_t{32} << 10;
 constexpr uint32_t kMinLocalBlocks = 2;
-constexpr uint32_t kMaxLocalBlocks = 256;
+constexpr uint32_t kMaxLocalBlocks = 128;
 // A refill from the block source carves about this much at once (at least
 // one block): enough to amortize the lock, little enough that a thread that
 // needs a few blocks of a class does not fault in a whole batch.

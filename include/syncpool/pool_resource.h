@@ -44,7 +44,7 @@
 //
 // NOT guaranteed:
 //   - An idle live thread that has not flushed keeps, per size class it used,
-//     up to 32 KiB of blocks in its private cache (at most 256 blocks; two
+//     up to 32 KiB of blocks in its private cache (at most 128 blocks; two
 //     blocks in the classes above 16 KiB), and each such block keeps its
 //     chunk (64 KiB) with upstream. Call syncpool::flush_thread_cache()
 //     before parking a thread for long.
