@@ -7,7 +7,7 @@
 //   1. per (thread, engine) *slots*: a small array only the owning thread
 //      touches. A hit costs a TLS load, two compares and a plain load/store:
 //      no lock and no atomic read-modify-write.
-//   2. per (thread, engine) *shared* queue of batches, under a mutex that is
+//   2. per (thread, engine) *shared* queue of batches, under a spin lock that is
 //      taken once per batch: the owner spills/refills here, other threads
 //      steal from it.
 //   3. the engine's *victim* generation. `age()` (what `syncpool::collect()`
