@@ -58,80 +58,100 @@ void chunk_heap::make_unavailable(chunk_header* h) {
   h->prev = h->next = nullptr;
 }
 
-void chunk_heap::free_chunk(std::pmr::memory_resource* upstream, chunk_header* h) {
+void chunk_heap::unlink_chunk(chunk_header* h, chunk_header** to_free) {
   make_unavailable(h);
   if (h->all_prev != nullptr) h->all_prev->all_next = h->all_next;
   if (h->all_next != nullptr) h->all_next->all_prev = h->all_prev;
   if (all_ == h) all_ = h->all_next;
-  char* base = base_of(h);
-  unpoison(base, chunk_bytes_);
-  upstream->deallocate(base, chunk_bytes_, chunk_bytes_);
-  upstream_bytes_.fetch_sub(chunk_bytes_, std::memory_order_relaxed);
+  h->next = *to_free;
+  *to_free = h;
 }
 
-std::size_t chunk_heap::take(std::pmr::memory_resource* upstream, void** out, std::size_t want) {
-  lock_guard lock(mu_);
-  std::size_t n = 0;
-  while (n < want) {
-    chunk_header* h = available_;
-    if (h == nullptr) {
-      if (n != 0) break;  // enough to go on with; grow next time
-      // May throw: nothing has changed yet.
-      char* base = static_cast<char*>(upstream->allocate(chunk_bytes_, chunk_bytes_));
-      upstream_bytes_.fetch_add(chunk_bytes_, std::memory_order_relaxed);
-      h = reinterpret_cast<chunk_header*>(base + chunk_bytes_ - sizeof(chunk_header));
-      *h = chunk_header{nullptr, 0, 0, nullptr, nullptr, nullptr, all_, false};
-      if (all_ != nullptr) all_->all_prev = h;
-      all_ = h;
-      if (poisonable(block_size_)) poison(base, blocks_per_chunk_ * block_size_);
-      make_available(h);
-    }
-    while (n < want && h->free_list != nullptr) {
-      void* block = h->free_list;
-      h->free_list = read_link(block);
-      --h->free_count;
-      out[n++] = block;
-    }
-    while (n < want && h->carved < blocks_per_chunk_) {
-      out[n++] = base_of(h) + std::size_t{h->carved++} * block_size_;
-    }
-    if (h->free_list == nullptr && h->carved == blocks_per_chunk_) make_unavailable(h);
+void chunk_heap::free_chunks(serialized_upstream& upstream, chunk_header* list) noexcept {
+  while (list != nullptr) {
+    chunk_header* next = list->next;
+    char* base = base_of(list);
+    unpoison(base, chunk_bytes_);
+    upstream.deallocate(base, chunk_bytes_, chunk_bytes_);
+    upstream_bytes_.fetch_sub(chunk_bytes_, std::memory_order_relaxed);
+    list = next;
   }
+}
+
+std::size_t chunk_heap::carve(chunk_header* h, void** out, std::size_t n, std::size_t want) {
+  while (n < want && h->free_list != nullptr) {
+    void* block = h->free_list;
+    h->free_list = read_link(block);
+    --h->free_count;
+    out[n++] = block;
+  }
+  while (n < want && h->carved < blocks_per_chunk_) {
+    out[n++] = base_of(h) + std::size_t{h->carved++} * block_size_;
+  }
+  if (h->free_list == nullptr && h->carved == blocks_per_chunk_) make_unavailable(h);
   return n;
 }
 
-void chunk_heap::give_back(std::pmr::memory_resource* upstream, void* const* blocks,
-                           std::size_t n) noexcept {
-  lock_guard lock(mu_);
-  for (std::size_t i = 0; i < n; ++i) {
-    void* block = blocks[i];
-    chunk_header* h = header_of(block);
-    write_link(block, h->free_list);
-    h->free_list = block;
-    if (++h->free_count == h->carved) {
-      free_chunk(upstream, h);  // every block carved so far is back
-    } else {
-      make_available(h);
-    }
+std::size_t chunk_heap::take(serialized_upstream& upstream, void** out, std::size_t want) {
+  {
+    lock_guard lock(mu_);
+    std::size_t n = 0;
+    while (n < want && available_ != nullptr) n = carve(available_, out, n, want);
+    if (n != 0) return n;  // enough to go on with; grow next time
   }
+  // Grow, without our lock: the upstream call may take long, and may call
+  // back into syncpool (collect() when it is short) and give blocks back
+  // to this very heap. Throws what upstream throws; nothing changed yet.
+  char* base = static_cast<char*>(upstream.allocate(chunk_bytes_, chunk_bytes_));
+  upstream_bytes_.fetch_add(chunk_bytes_, std::memory_order_relaxed);
+  auto* h = reinterpret_cast<chunk_header*>(base + chunk_bytes_ - sizeof(chunk_header));
+  if (poisonable(block_size_)) poison(base, blocks_per_chunk_ * block_size_);
+  lock_guard lock(mu_);
+  *h = chunk_header{nullptr, 0, 0, nullptr, nullptr, nullptr, all_, false};
+  if (all_ != nullptr) all_->all_prev = h;
+  all_ = h;
+  make_available(h);
+  return carve(h, out, 0, want);
 }
 
-void chunk_heap::release(std::pmr::memory_resource* upstream) noexcept {
-  lock_guard lock(mu_);
-  while (all_ != nullptr) free_chunk(upstream, all_);
+void chunk_heap::give_back(serialized_upstream& upstream, void* const* blocks, std::size_t n) noexcept {
+  chunk_header* to_free = nullptr;
+  {
+    lock_guard lock(mu_);
+    for (std::size_t i = 0; i < n; ++i) {
+      void* block = blocks[i];
+      chunk_header* h = header_of(block);
+      write_link(block, h->free_list);
+      h->free_list = block;
+      if (++h->free_count == h->carved) {
+        unlink_chunk(h, &to_free);  // every block carved so far is back
+      } else {
+        make_available(h);
+      }
+    }
+  }
+  free_chunks(upstream, to_free);
+}
+
+void chunk_heap::release(serialized_upstream& upstream) noexcept {
+  chunk_header* to_free = nullptr;
+  {
+    lock_guard lock(mu_);
+    while (all_ != nullptr) unlink_chunk(all_, &to_free);
+  }
+  free_chunks(upstream, to_free);
 }
 
 // ---------------------------------------------------------------------------
 // direct_blocks
 
-void* direct_blocks::allocate(std::pmr::memory_resource* upstream, std::size_t bytes,
-                              std::size_t alignment) {
-  void* p = upstream->allocate(bytes, alignment);
+void* direct_blocks::allocate(serialized_upstream& upstream, std::size_t bytes, std::size_t alignment) {
+  void* p = upstream.allocate(bytes, alignment);
   try {
     lock_guard lock(mu_);
     live_.emplace(p, shape{bytes, alignment});
   } catch (...) {
-    upstream->deallocate(p, bytes, alignment);
+    upstream.deallocate(p, bytes, alignment);
     throw;
   }
   bytes_.fetch_add(bytes, std::memory_order_relaxed);
@@ -139,7 +159,7 @@ void* direct_blocks::allocate(std::pmr::memory_resource* upstream, std::size_t b
   return p;
 }
 
-void direct_blocks::deallocate(std::pmr::memory_resource* upstream, void* p, std::size_t bytes,
+void direct_blocks::deallocate(serialized_upstream& upstream, void* p, std::size_t bytes,
                                std::size_t alignment) noexcept {
   shape s;
   {
@@ -156,11 +176,11 @@ void direct_blocks::deallocate(std::pmr::memory_resource* upstream, void* p, std
     live_.erase(it);
   }
   unpoison(p, s.bytes);  // it may sit poisoned in a cache; upstream owns it now
-  upstream->deallocate(p, s.bytes, s.alignment);
+  upstream.deallocate(p, s.bytes, s.alignment);
   bytes_.fetch_sub(s.bytes, std::memory_order_relaxed);
 }
 
-void direct_blocks::release(std::pmr::memory_resource* upstream) noexcept {
+void direct_blocks::release(serialized_upstream& upstream) noexcept {
   std::unordered_map<void*, shape> live;
   {
     lock_guard lock(mu_);
@@ -168,7 +188,7 @@ void direct_blocks::release(std::pmr::memory_resource* upstream) noexcept {
   }
   for (const auto& [p, s] : live) {
     unpoison(p, s.bytes);
-    upstream->deallocate(p, s.bytes, s.alignment);
+    upstream.deallocate(p, s.bytes, s.alignment);
     bytes_.fetch_sub(s.bytes, std::memory_order_relaxed);
   }
 }

@@ -9,7 +9,9 @@
 //                  return blocks that are still allocated.
 //
 // Both are thread-safe behind their own mutex; they sit under the engine's
-// caches, so they are only reached once per batch of blocks.
+// caches, so they are only reached once per batch of blocks. Neither holds
+// its mutex while it calls upstream: every upstream call goes through the
+// resource's serialized_upstream instead, whose lock is taken alone.
 
 #ifndef SYNCPOOL_SRC_BLOCK_SOURCE_H_
 #define SYNCPOOL_SRC_BLOCK_SOURCE_H_
@@ -20,10 +22,10 @@
 #include <memory_resource>
 #include <mutex>
 
-#include "syncpool/internal/mutex.h"
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
+#include "syncpool/internal/mutex.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SYNCPOOL_ASAN 1
@@ -65,6 +67,33 @@ inline void unpoison(void* p, std::size_t n) noexcept {
 #endif
 }
 
+// A resource's upstream, behind one lock that serializes every call to it,
+// as every standard library's synchronized_pool_resource does: the usual
+// upstreams (monotonic_buffer_resource, unsynchronized_pool_resource) are
+// not thread-safe. Never taken on the hot path (once per chunk or large
+// block), and never while another syncpool lock is held.
+class serialized_upstream {
+ public:
+  explicit serialized_upstream(std::pmr::memory_resource* r) noexcept : r_(r) {}
+  serialized_upstream(const serialized_upstream&) = delete;
+  serialized_upstream& operator=(const serialized_upstream&) = delete;
+
+  void* allocate(std::size_t bytes, std::size_t alignment) {
+    recursive_lock_guard lock(mu_);
+    return r_->allocate(bytes, alignment);
+  }
+  void deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    recursive_lock_guard lock(mu_);
+    r_->deallocate(p, bytes, alignment);
+  }
+  std::pmr::memory_resource* resource() const noexcept { return r_; }
+  recursive_mutex& mu() noexcept { return mu_; }
+
+ private:
+  std::pmr::memory_resource* const r_;
+  recursive_mutex mu_;
+};
+
 // Bookkeeping at the END of each chunk, so that blocks start at the chunk's
 // (chunk-size aligned) base and every block is aligned to its size's lowest
 // set bit.
@@ -90,14 +119,15 @@ class chunk_heap {
 
   // Fills out[0..n) with up to `want` blocks (poisoned); returns n >= 1.
   // Throws what upstream throws when it has to grow and gets nothing.
-  std::size_t take(std::pmr::memory_resource* upstream, void** out, std::size_t want);
+  std::size_t take(serialized_upstream& upstream, void** out, std::size_t want);
   // Gives blocks back; chunks that become entirely free go upstream.
-  void give_back(std::pmr::memory_resource* upstream, void* const* blocks, std::size_t n) noexcept;
+  void give_back(serialized_upstream& upstream, void* const* blocks, std::size_t n) noexcept;
   // Returns every chunk upstream, whatever is in use.
-  void release(std::pmr::memory_resource* upstream) noexcept;
+  void release(serialized_upstream& upstream) noexcept;
 
   std::size_t upstream_bytes() const noexcept { return upstream_bytes_.load(std::memory_order_relaxed); }
   std::size_t blocks_per_chunk() const noexcept { return blocks_per_chunk_; }
+  mutex& mu() noexcept { return mu_; }
 
  private:
   chunk_header* header_of(void* block) const noexcept;
@@ -108,7 +138,14 @@ class chunk_heap {
   void write_link(void* block, void* next) const noexcept;
   void make_available(chunk_header* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void make_unavailable(chunk_header* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void free_chunk(std::pmr::memory_resource* upstream, chunk_header* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Carves up to `want` blocks from h into out[n..); returns the new n.
+  std::size_t carve(chunk_header* h, void** out, std::size_t n, std::size_t want)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes h out of every list and links it on `*to_free` (through `next`),
+  // to be given upstream once the lock is dropped.
+  void unlink_chunk(chunk_header* h, chunk_header** to_free) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives upstream the chunks unlink_chunk() set aside. Lock not held.
+  void free_chunks(serialized_upstream& upstream, chunk_header* list) noexcept;
 
   const std::size_t block_size_;
   const std::size_t chunk_bytes_;
@@ -125,15 +162,16 @@ class direct_blocks {
   direct_blocks(const direct_blocks&) = delete;
   direct_blocks& operator=(const direct_blocks&) = delete;
 
-  void* allocate(std::pmr::memory_resource* upstream, std::size_t bytes, std::size_t alignment);
+  void* allocate(serialized_upstream& upstream, std::size_t bytes, std::size_t alignment);
   // Aborts with a message when `p` is not a live block of this set: that is
   // a double deallocate or a pointer from elsewhere.
-  void deallocate(std::pmr::memory_resource* upstream, void* p, std::size_t bytes,
+  void deallocate(serialized_upstream& upstream, void* p, std::size_t bytes,
                   std::size_t alignment) noexcept;
-  void release(std::pmr::memory_resource* upstream) noexcept;
+  void release(serialized_upstream& upstream) noexcept;
 
   std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   uint64_t allocations() const noexcept { return allocations_.load(std::memory_order_relaxed); }
+  mutex& mu() noexcept { return mu_; }
 
  private:
   struct shape {

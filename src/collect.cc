@@ -1,6 +1,12 @@
 #include "syncpool/collect.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "syncpool/internal/engine.h"
 
@@ -10,35 +16,53 @@ void collect() noexcept { internal::collect_all(); }
 
 void flush_thread_cache() noexcept { internal::flush_thread_cache_all(); }
 
-collector::collector(std::chrono::nanoseconds interval) : interval_(interval) {
+struct collector::state {
+  explicit state(std::chrono::nanoseconds i) : interval(i) {}
+
+  void run() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!wake.wait_for(lock, interval, [this] { return stop; })) {
+      lock.unlock();
+      collect();
+      cycles.fetch_add(1, std::memory_order_relaxed);
+      lock.lock();
+    }
+  }
+
+  const std::chrono::nanoseconds interval;
+  std::mutex mu;
+  std::condition_variable wake;
+  bool stop = false;
+  std::atomic<uint64_t> cycles{0};
+  std::thread thread;
+};
+
+collector::collector(std::chrono::nanoseconds interval) : owner_pid_(getpid()) {
   if (interval.count() <= 0) {
     throw std::invalid_argument("syncpool::collector: interval must be positive");
   }
-  thread_ = std::thread([this] { run(); });
+  state_ = std::make_unique<state>(interval);
+  state_->thread = std::thread([s = state_.get()] { s->run(); });
 }
 
 collector::~collector() {
+  if (getpid() != owner_pid_) {
+    // A fork() child: the thread is the parent's, and its state here is a
+    // copy taken at an arbitrary point (the mutex may be held, the condition
+    // variable has a waiter that will never wake, the std::thread is
+    // joinable). Touching any of it would hang or terminate the child, so
+    // the state is left as it is.
+    (void)state_.release();
+    return;
+  }
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->stop = true;
   }
-  wake_.notify_all();
-  thread_.join();
+  state_->wake.notify_all();
+  state_->thread.join();
 }
 
-uint64_t collector::cycles() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return cycles_;
-}
-
-void collector::run() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
-    lock.unlock();
-    collect();
-    lock.lock();
-    ++cycles_;
-  }
-}
+uint64_t collector::cycles() const noexcept { return state_->cycles.load(std::memory_order_relaxed); }
 
 }  // namespace syncpool

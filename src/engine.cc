@@ -2,9 +2,9 @@
 // spilling and refilling between tiers, stealing, aging, thread exit.
 //
 // Lock order: registry mutex -> engine::mu_ -> cache_record::mu.
-// No user code (engine_client::destroy) runs while the registry mutex or an
-// engine mutex is held, except when memory for bookkeeping ran out, where
-// destroying an object is the only way to not leak it.
+// No user code (engine_client::destroy) ever runs while any of them is held:
+// what is destroyed is detached first, so that a destructor may re-enter the
+// engine (get, put, collect, flush) and find it consistent.
 
 #include "syncpool/internal/engine.h"
 
@@ -13,6 +13,8 @@
 #include <cstring>
 #include <new>
 #include <vector>
+
+#include "fork.h"
 
 namespace syncpool {
 namespace internal {
@@ -86,18 +88,87 @@ batch* batch_list::release() noexcept {
 // ---------------------------------------------------------------------------
 // The registry of live engines and the per-thread tables.
 
-struct engine_registry {
+// A collector's pin on an engine, on the collecting thread's stack. An
+// engine destroyed by what its own collect cycle destroys (an object that
+// owned its pool) finds the pin here, takes it over instead of waiting for
+// it, and clears `e` so that the collector does not touch it again.
+struct pin_frame {
+  engine* e;
+  pin_frame* up;
+};
+
+namespace {
+thread_local constinit pin_frame* t_pins = nullptr;
+}  // namespace
+
+struct engine_registry final : fork_participant {
   std::mutex mu;
   std::condition_variable unpinned;
   std::vector<engine*> engines;  // by id; nullptr where free
   std::vector<uint32_t> free_ids;
   uint64_t next_serial = 1;
 
+  engine_registry() : fork_participant(rank::engines) {}
+
   static engine_registry& get() {
     // Never destroyed: threads and static pools may outlive any destructor
     // order we could pick.
-    static engine_registry* r = new engine_registry;
+    static engine_registry* r = [] {
+      auto* reg = new engine_registry;
+      reg->enlist();
+      return reg;
+    }();
     return *r;
+  }
+
+  // Pins `e` for the calling thread (registry lock held).
+  void pin(engine* e, pin_frame& f) {
+    ++e->pins_;
+    f = pin_frame{e, t_pins};
+    t_pins = &f;
+  }
+  // Drops the pin unless the engine died meanwhile and took it over.
+  void unpin(pin_frame& f) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      t_pins = f.up;
+      if (f.e != nullptr) --f.e->pins_;
+    }
+    unpinned.notify_all();
+  }
+
+  // fork(): registry, then each engine, then each of its records.
+  void lock_for_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu.lock();
+    for (engine* e : engines) {
+      if (e == nullptr) continue;
+      e->mu_.lock();
+      for (cache_record* r = e->records_; r != nullptr; r = r->next) r->mu.lock();
+    }
+  }
+  void unlock_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (engine* e : engines) {
+      if (e == nullptr) continue;
+      for (cache_record* r = e->records_; r != nullptr; r = r->next) r->mu.unlock();
+      e->mu_.unlock();
+    }
+    mu.unlock();
+  }
+  void reset_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    new (&mu) std::mutex();
+    new (&unpinned) std::condition_variable();
+    for (engine* e : engines) {
+      if (e == nullptr) continue;
+      e->mu_.reset_after_fork();
+      for (cache_record* r = e->records_; r != nullptr; r = r->next) r->mu.reset_after_fork();
+      // Pins of collectors that do not exist here are gone; this thread's
+      // own (fork() from a collect callback) are counted again below.
+      e->pins_ = 0;
+      e->adopt_records_of_absent_threads();
+    }
+    for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
+      if (f->e != nullptr) ++f->e->pins_;
+    }
   }
 };
 
@@ -152,6 +223,7 @@ void release_this_thread() noexcept {
       if (r == nullptr) continue;
       if (r->owner_engine != nullptr) r->owner_engine->adopt(r);
       free_record(r);
+      t_records[i] = nullptr;
     }
   }
   delete[] t_records;
@@ -180,38 +252,57 @@ engine::engine(engine_client client, engine_config config)
     reg.engines.push_back(this);
   }
   serial_ = reg.next_serial++;
-  // Epochs of different engines never meet, so a record left behind by a
-  // dead engine with the same id never passes the fast path's check.
-  epoch_.store(serial_ << 32, std::memory_order_relaxed);
 }
 
-engine::~engine() { destroy_chain(quiesce_and_take_all(/*unregister=*/true, /*destroy=*/true)); }
+engine::~engine() { destroy_chain(client_, quiesce_and_take_all(/*unregister=*/true)); }
 
-batch* engine::quiesce_and_take_all(bool unregister, bool destroy) noexcept {
+batch* engine::quiesce_and_take_all(bool unregister) noexcept {
   engine_registry& reg = engine_registry::get();
   // Under the registry lock throughout: a collector that aged this engine
   // has finished destroying what it took (pins_ == 0), none can start before
   // we have taken everything, and a thread exiting now either hands its
   // record over first or finds it orphaned.
   std::unique_lock<std::mutex> lock(reg.mu);
+  // Pins this very thread holds (we are being destroyed by what one of our
+  // own collect cycles destroys) are taken over, not waited for.
+  for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
+    if (f->e == this) {
+      f->e = nullptr;
+      --pins_;
+    }
+  }
   reg.unpinned.wait(lock, [this] { return pins_ == 0; });
   lock_guard elock(mu_);
-  batch* all = take_all_locked(destroy);
+  batch* all = take_all_locked();
   if (unregister) {
     reg.engines[id_] = nullptr;
     reg.free_ids.push_back(id_);
-    // Records stay in their owners' tables until an owner notices they are
-    // stale (a new engine took the id) or exits.
-    for (cache_record* r = records_; r != nullptr; r = r->next) r->owner_engine = nullptr;
+    // The records stay in their owners' tables until an owner comes back
+    // for the id or exits, but they are husks: no slots, no spares, and an
+    // epoch that never matches, so no engine that takes the id next can be
+    // served by them, however its counters compare with ours.
+    for (cache_record* r = records_; r != nullptr; r = r->next) {
+      r->owner_engine = nullptr;
+      r->epoch_seen = cache_record::kDeadEpoch;
+      r->capacity.store(0, std::memory_order_relaxed);
+      r->slots = nullptr;
+      if (r->slot_batch != nullptr) free_batch(r->slot_batch);
+      r->slot_batch = nullptr;
+      while (batch* b = r->spares) {
+        r->spares = b->next;
+        free_batch(b);
+      }
+      r->spare_count = 0;
+    }
     records_ = nullptr;
   }
   return all;
 }
 
-void engine::destroy_chain(batch* b) noexcept {
+void engine::destroy_chain(engine_client client, batch* b) noexcept {
   while (b != nullptr) {
     batch* next = b->next;
-    if (b->count != 0) client_.destroy(client_.ctx, b->items, b->count);
+    if (b->count != 0) client.destroy(client.ctx, b->items, b->count);
     free_batch(b);
     b = next;
   }
@@ -220,10 +311,19 @@ void engine::destroy_chain(batch* b) noexcept {
 // ---------------------------------------------------------------------------
 // engine: per-thread records
 
+cache_record* engine::existing_record() const noexcept {
+  if (id_ >= t_record_count) return nullptr;
+  cache_record* r = t_records[id_];
+  if (r == nullptr || r->owner_engine != this || r->engine_serial != serial_) return nullptr;
+  return r;
+}
+
 cache_record* engine::this_thread_record() {
   if (!reserve_record_slot(id_)) return nullptr;
   cache_record* r = t_records[id_];
-  if (r != nullptr && r->owner_engine == this && r->engine_serial == serial_) return r;
+  if (r != nullptr && r->owner_engine == this && r->engine_serial == serial_) {
+    return ensure_slots(r) ? r : nullptr;
+  }
   if (r != nullptr) {
     // Left behind by a destroyed engine that had our id; it holds nothing.
     free_record(r);
@@ -237,7 +337,7 @@ cache_record* engine::this_thread_record() {
     return nullptr;
   }
   r->slots = r->slot_batch->items;
-  r->capacity = capacity_;
+  r->capacity.store(capacity_, std::memory_order_relaxed);
   r->owner_engine = this;
   r->engine_serial = serial_;
   {
@@ -278,39 +378,47 @@ void engine::give_spare(cache_record* r, batch* b) noexcept {
 }
 
 batch* engine::take_slots(cache_record* r) noexcept {
-  batch* fresh = take_spare(r);
-  if (fresh == nullptr) return nullptr;
+  const uint32_t n = r->count.load(std::memory_order_relaxed);
+  if (n == 0) return nullptr;
   batch* old = r->slot_batch;
-  old->count = r->count.load(std::memory_order_relaxed);
+  old->count = n;
+  batch* fresh = take_spare(r);
   r->slot_batch = fresh;
-  r->slots = fresh->items;
+  r->slots = fresh != nullptr ? fresh->items : nullptr;
+  r->capacity.store(fresh != nullptr ? capacity_ : 0, std::memory_order_relaxed);
   r->count.store(0, std::memory_order_relaxed);
   return old;
 }
 
+bool engine::ensure_slots(cache_record* r) noexcept {
+  if (ABSL_PREDICT_TRUE(r->slot_batch != nullptr)) return true;
+  batch* b = take_spare(r);
+  if (b == nullptr) return false;
+  r->slot_batch = b;
+  r->slots = b->items;
+  r->capacity.store(capacity_, std::memory_order_relaxed);
+  return true;
+}
+
 void engine::sync_epoch(cache_record* r, bool may_destroy) noexcept {
   if (ABSL_PREDICT_TRUE(r->epoch_seen == epoch_.load(std::memory_order_acquire))) return;
-  const uint32_t n = r->count.load(std::memory_order_relaxed);
-  bool destroy_slots = false;
+  batch* dead = nullptr;
   {
     lock_guard lock(mu_);
     const uint64_t now = epoch_.load(std::memory_order_relaxed);
     const uint64_t missed = now - r->epoch_seen;
     r->epoch_seen = now;
-    if (n == 0) return;
+    batch* old = take_slots(r);
+    if (old == nullptr) return;
     if (missed == 1 || !may_destroy) {
       // One cycle passed since these were primary: they are victims now.
-      if (batch* old = take_slots(r)) {
-        victim_.push(old);
-        return;
-      }
+      victim_.push(old);
+      return;
     }
-    destroy_slots = true;
+    dead = old;
   }
-  if (destroy_slots) {
-    client_.destroy(client_.ctx, r->slots, n);
-    r->count.store(0, std::memory_order_relaxed);
-  }
+  // Detached and the record consistent: a destructor may re-enter.
+  destroy_chain(client_, dead);
 }
 
 bool engine::spill(cache_record* r) noexcept {
@@ -341,6 +449,12 @@ void engine::refill(cache_record* r, batch* b) noexcept {
 
 void* engine::get_slow() {
   cache_record* r = this_thread_record();
+  if (r != nullptr) {
+    sync_epoch(r, /*may_destroy=*/true);
+    // What sync_epoch destroyed may have re-entered and used the slots
+    // (taken the spares, say): the record must still have an array.
+    if (!ensure_slots(r)) r = nullptr;
+  }
   if (ABSL_PREDICT_FALSE(r == nullptr)) {
     // An exiting thread (or no memory for a record): shared tiers only.
     lock_guard lock(mu_);
@@ -357,7 +471,6 @@ void* engine::get_slow() {
     }
     return obj;
   }
-  sync_epoch(r, /*may_destroy=*/true);
 
   auto pop = [r] {
     const uint32_t n = r->count.load(std::memory_order_relaxed) - 1;
@@ -421,6 +534,10 @@ void* engine::get_slow() {
 
 void engine::put_slow(void* obj) noexcept {
   cache_record* r = this_thread_record();
+  if (r != nullptr) {
+    sync_epoch(r, /*may_destroy=*/true);
+    if (!ensure_slots(r)) r = nullptr;
+  }
   if (ABSL_PREDICT_FALSE(r == nullptr)) {
     batch* b = make_batch(1);
     if (b == nullptr) {
@@ -433,8 +550,7 @@ void engine::put_slow(void* obj) noexcept {
     orphans_.push(b);
     return;
   }
-  sync_epoch(r, /*may_destroy=*/true);
-  if (r->count.load(std::memory_order_relaxed) == r->capacity && !spill(r)) {
+  if (r->count.load(std::memory_order_relaxed) == capacity_ && !spill(r)) {
     client_.destroy(client_.ctx, &obj, 1);
     return;
   }
@@ -450,7 +566,24 @@ void engine::put_many(void* const* objs, size_t n) noexcept {
 // ---------------------------------------------------------------------------
 // engine: aging, draining, thread hand-over, flushing
 
-void engine::age() {
+void engine::age(bool flush_caller) {
+  engine_registry& reg = engine_registry::get();
+  pin_frame f;
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    reg.pin(this, f);
+  }
+  age_pinned(flush_caller);
+  reg.unpin(f);
+}
+
+void engine::age_pinned(bool flush_caller) noexcept {
+  // Pinned: drain() and the destructor wait for us, so the caller's slots
+  // may be moved even while release() runs on another thread.
+  if (flush_caller) {
+    if (cache_record* r = existing_record()) flush_record(r, /*may_destroy=*/false);
+  }
+  const engine_client client = client_;
   batch* dead;
   {
     lock_guard lock(mu_);
@@ -463,10 +596,11 @@ void engine::age() {
     }
     epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
-  destroy_chain(dead);
+  // From here on `this` may be destroyed by what we destroy.
+  destroy_chain(client, dead);
 }
 
-batch* engine::take_all_locked(bool destroy) noexcept {
+batch* engine::take_all_locked() noexcept {
   batch_list all;
   all.splice(victim_);
   all.splice(orphans_);
@@ -477,23 +611,15 @@ batch* engine::take_all_locked(bool destroy) noexcept {
       r->shared_hint.store(0, std::memory_order_relaxed);
     }
     // Other threads' slots: the caller guarantees they are not in use.
-    const uint32_t n = r->count.load(std::memory_order_relaxed);
-    if (n == 0) continue;
-    if (batch* old = take_slots(r)) {
-      all.push(old);
-    } else {
-      // No memory to move them out: destroy in place, under the lock.
-      if (destroy) client_.destroy(client_.ctx, r->slots, n);
-      r->count.store(0, std::memory_order_relaxed);
-    }
+    if (batch* old = take_slots(r)) all.push(old);
   }
   return all.release();
 }
 
 void engine::drain(bool destroy) {
-  batch* b = quiesce_and_take_all(/*unregister=*/false, destroy);
+  batch* b = quiesce_and_take_all(/*unregister=*/false);
   if (destroy) {
-    destroy_chain(b);
+    destroy_chain(client_, b);
     return;
   }
   while (b != nullptr) {
@@ -513,6 +639,7 @@ void engine::adopt(cache_record* r) noexcept {
     (now == r->epoch_seen ? orphans_ : victim_).push(r->slot_batch);
     r->slot_batch = nullptr;
     r->slots = nullptr;
+    r->capacity.store(0, std::memory_order_relaxed);
     r->count.store(0, std::memory_order_relaxed);
   }
   {
@@ -533,19 +660,27 @@ void engine::adopt(cache_record* r) noexcept {
 
 void engine::flush_record(cache_record* r, bool may_destroy) noexcept {
   sync_epoch(r, may_destroy);
-  if (r->count.load(std::memory_order_relaxed) == 0) return;
   batch* old = take_slots(r);
-  if (old == nullptr) return;  // no memory: the slots stay where they are
+  if (old == nullptr) return;
   spin_lock_guard lock(r->mu);
   r->shared.push(old);
   r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
 }
 
 void engine::flush_this_thread() noexcept {
-  if (id_ >= t_record_count) return;
-  cache_record* r = t_records[id_];
-  if (r == nullptr || r->owner_engine != this || r->engine_serial != serial_) return;
-  flush_record(r, /*may_destroy=*/true);
+  if (cache_record* r = existing_record()) flush_record(r, /*may_destroy=*/true);
+}
+
+void engine::adopt_records_of_absent_threads() noexcept {
+  for (cache_record* r = records_; r != nullptr;) {
+    cache_record* next = r->next;
+    // This thread's records are in its table; every other thread is gone.
+    if (existing_record() != r) {
+      adopt(r);
+      free_record(r);
+    }
+    r = next;
+  }
 }
 
 engine_stats engine::stats() const {
@@ -561,6 +696,27 @@ engine_stats engine::stats() const {
                 r->shared_hint.load(std::memory_order_relaxed);
   }
   return s;
+}
+
+// ---------------------------------------------------------------------------
+// testing_hooks
+
+uint64_t testing_hooks::next_engine_serial() noexcept {
+  engine_registry& reg = engine_registry::get();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  return reg.next_serial;
+}
+
+void testing_hooks::set_next_engine_serial(uint64_t serial) noexcept {
+  engine_registry& reg = engine_registry::get();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  reg.next_serial = serial;
+}
+
+void testing_hooks::set_epoch(engine& e, uint64_t epoch) noexcept {
+  lock_guard lock(e.mu_);
+  // The records see a jump of several cycles, as after a long idle spell.
+  e.epoch_.store(epoch, std::memory_order_release);
 }
 
 // ---------------------------------------------------------------------------
@@ -587,19 +743,16 @@ void collect_all() noexcept {
   // pool (an object that owns one), whose destructor waits for its pins.
   for (std::size_t id = 0;; ++id) {
     engine* e = nullptr;
+    pin_frame f;
     {
       std::lock_guard<std::mutex> lock(reg.mu);
       if (id >= reg.engines.size()) break;
       e = reg.engines[id];
       if (e == nullptr) continue;
-      ++e->pins_;
+      reg.pin(e, f);
     }
-    e->age();
-    {
-      std::lock_guard<std::mutex> lock(reg.mu);
-      --e->pins_;
-    }
-    reg.unpinned.notify_all();
+    e->age_pinned(/*flush_caller=*/false);
+    reg.unpin(f);
   }
 }
 

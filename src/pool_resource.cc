@@ -18,6 +18,7 @@
 
 #include "absl/base/optimization.h"
 #include "block_source.h"
+#include "fork.h"
 #include "size_classes.h"
 #include "syncpool/internal/engine.h"
 
@@ -51,7 +52,7 @@ constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (
 
 // One size class: an engine caching blocks of one size, over a block source.
 struct size_class {
-  size_class(std::pmr::memory_resource* up, std::size_t size, std::size_t chunk_bytes,
+  size_class(serialized_upstream* up, std::size_t size, std::size_t chunk_bytes,
              std::size_t max_blocks)
       : upstream(up),
         block_size(size),
@@ -71,19 +72,19 @@ struct size_class {
   static void destroy_blocks(void* ctx, void** blocks, std::size_t n) noexcept {
     auto* self = static_cast<size_class*>(ctx);
     if (self->chunked) {
-      self->chunks.give_back(self->upstream, blocks, n);
+      self->chunks.give_back(*self->upstream, blocks, n);
     } else {
       for (std::size_t i = 0; i < n; ++i) {
-        self->direct.deallocate(self->upstream, blocks[i], self->block_size, kDirectClassAlignment);
+        self->direct.deallocate(*self->upstream, blocks[i], self->block_size, kDirectClassAlignment);
       }
     }
   }
 
   // No cached block anywhere: make some, keep the extras in this thread's cache.
   void* refill() {
-    if (!chunked) return direct.allocate(upstream, block_size, kDirectClassAlignment);
+    if (!chunked) return direct.allocate(*upstream, block_size, kDirectClassAlignment);
     void* blocks[kMaxLocalBlocks];
-    const std::size_t n = chunks.take(upstream, blocks, refill_count);
+    const std::size_t n = chunks.take(*upstream, blocks, refill_count);
     cache.put_many(blocks + 1, n - 1);
     return blocks[0];
   }
@@ -92,7 +93,7 @@ struct size_class {
     return chunked ? chunks.upstream_bytes() : direct.upstream_bytes();
   }
 
-  std::pmr::memory_resource* const upstream;
+  serialized_upstream* const upstream;
   const std::size_t block_size;
   const bool chunked;
   const uint32_t refill_count;
@@ -108,11 +109,11 @@ struct size_class {
 class allocation_checker {
  public:
   void on_allocate(void* p, std::size_t bytes, std::size_t alignment) {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     live_[p] = {bytes, alignment};
   }
   void on_deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) {
       fail("was not allocated by this resource, or was already deallocated (double deallocate)",
@@ -128,9 +129,10 @@ class allocation_checker {
     live_.erase(it);
   }
   void clear() noexcept {
-    std::lock_guard<std::mutex> lock(mu_);
+    lock_guard lock(mu_);
     live_.clear();
   }
+  mutex& mu() noexcept { return mu_; }
 
  private:
   [[noreturn]] static void fail(const char* what, void* p, std::size_t bytes, std::size_t alignment) {
@@ -138,15 +140,15 @@ class allocation_checker {
                  bytes, alignment, what);
     std::abort();
   }
-  std::mutex mu_;
-  std::unordered_map<void*, std::pair<std::size_t, std::size_t>> live_;
+  mutex mu_;
+  std::unordered_map<void*, std::pair<std::size_t, std::size_t>> live_ ABSL_GUARDED_BY(mu_);
 };
 #endif
 
 class resource_impl {
  public:
   resource_impl(std::pmr::memory_resource* upstream, std::pmr::pool_options& options)
-      : upstream_(upstream) {
+      : upstream_(upstream), upstream_fork_(this), blocks_fork_(this) {
     std::size_t largest = options.largest_required_pool_block;
     if (largest == 0) largest = kDefaultLargest;
     largest = std::clamp(largest, kSmallestClass, kLargestClassLimit);
@@ -170,7 +172,7 @@ class resource_impl {
           chunk = std::clamp(std::bit_ceil(size * max_blocks + sizeof(chunk_header)),
                              kSmallestChunkBytes, kDefaultChunkBytes);
         }
-        new (&classes_[built]) size_class(upstream, size, chunk, max_blocks);
+        new (&classes_[built]) size_class(&upstream_, size, chunk, max_blocks);
         if (classes_[built].chunked) {
           most_blocks = std::max(most_blocks, classes_[built].chunks.blocks_per_chunk());
         }
@@ -180,10 +182,14 @@ class resource_impl {
       throw;
     }
     options.max_blocks_per_chunk = most_blocks;
+    upstream_fork_.enlist();
+    blocks_fork_.enlist();
   }
 
   ~resource_impl() {
     release();
+    blocks_fork_.delist();
+    upstream_fork_.delist();
     destroy_classes(class_count_);
   }
 
@@ -219,12 +225,14 @@ class resource_impl {
     c->cache.put(p);
   }
 
+  // Requests no class serves. As the standard says for requests above
+  // largest_required_pool_block: upstream gets them unchanged (same bytes,
+  // same alignment), and only what upstream throws is thrown.
   void* allocate_direct(std::size_t bytes, std::size_t alignment) {
     if (!is_power_of_two(alignment)) {
       throw std::invalid_argument("syncpool::pool_resource::allocate: alignment " +
                                   std::to_string(alignment) + " is not a power of two");
     }
-    if (bytes > std::numeric_limits<std::size_t>::max() - (alignment - 1)) throw std::bad_alloc();
     return oversize_.allocate(upstream_, bytes, alignment);
   }
 
@@ -245,9 +253,10 @@ class resource_impl {
 #endif
   }
 
+  // Each class pinned while it is aged, so that a release() on another
+  // thread waits for the cycle instead of freeing chunks under it.
   void collect() {
-    for (std::size_t i = 0; i < class_count_; ++i) classes_[i].cache.flush_this_thread();
-    for (std::size_t i = 0; i < class_count_; ++i) classes_[i].cache.age();
+    for (std::size_t i = 0; i < class_count_; ++i) classes_[i].cache.age(/*flush_caller=*/true);
   }
 
   pool_resource_stats stats() const {
@@ -284,17 +293,56 @@ class resource_impl {
 #endif
 
  private:
+  // fork(): the upstream lock is taken first (see src/fork.h), the leaf
+  // locks of the block sources last.
+  struct upstream_fork final : fork_participant {
+    explicit upstream_fork(resource_impl* r) : fork_participant(rank::upstream), impl(r) {}
+    void lock_for_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS { impl->upstream_.mu().lock(); }
+    void unlock_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      impl->upstream_.mu().unlock();
+    }
+    void reset_after_fork() noexcept override { impl->upstream_.mu().reset_after_fork(); }
+    resource_impl* const impl;
+  };
+  struct blocks_fork final : fork_participant {
+    explicit blocks_fork(resource_impl* r) : fork_participant(rank::blocks), impl(r) {}
+    void lock_for_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      impl->for_each_block_lock([](mutex& mu) ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); });
+    }
+    void unlock_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      impl->for_each_block_lock([](mutex& mu) ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
+    }
+    void reset_after_fork() noexcept override {
+      impl->for_each_block_lock([](mutex& mu) { mu.reset_after_fork(); });
+    }
+    resource_impl* const impl;
+  };
+
+  template <class F>
+  void for_each_block_lock(F f) noexcept {
+    for (std::size_t i = 0; i < class_count_; ++i) {
+      f(classes_[i].chunks.mu());
+      f(classes_[i].direct.mu());
+    }
+    f(oversize_.mu());
+#ifdef SYNCPOOL_DEBUG_CHECKS
+    f(checker.mu());
+#endif
+  }
+
   void destroy_classes(std::size_t n) noexcept {
     for (std::size_t i = n; i-- > 0;) classes_[i].~size_class();
     ::operator delete(static_cast<void*>(classes_), std::align_val_t{alignof(size_class)});
     classes_ = nullptr;
   }
 
-  std::pmr::memory_resource* const upstream_;
+  serialized_upstream upstream_;
   size_class* classes_ = nullptr;
   std::size_t class_count_ = 0;
   std::size_t largest_ = 0;
   direct_blocks oversize_;
+  upstream_fork upstream_fork_;
+  blocks_fork blocks_fork_;
 };
 
 }  // namespace internal
@@ -369,6 +417,9 @@ void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
 }
 
 void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+  // As free(nullptr): nothing to give back, and a null pointer must never
+  // enter a cache (it would be handed out, and given back to a chunk).
+  if (ABSL_PREDICT_FALSE(p == nullptr)) return;
 #ifdef SYNCPOOL_DEBUG_CHECKS
   impl_->checker.on_deallocate(p, bytes, alignment);
 #endif

@@ -989,22 +989,28 @@ TEST(PoolResourceBadInput, NonPowerOfTwoAlignmentThrowsInvalidArgument) {
   expect_clean(up);
 }
 
-TEST(PoolResourceBadInput, SizeWhoseRoundingOverflowsThrowsBadAlloc) {
+// Above largest_required_pool_block, the standard sends a request to
+// upstream()->allocate() unchanged; the resource throws only what upstream
+// throws. That holds for sizes so large that rounding them would overflow.
+TEST(PoolResourceBadInput, HugeSizesGoToUpstreamUnchangedAndItsBadAllocPropagates) {
   counting_resource up;
   {
     pool_resource pool(&up);
     const std::size_t max = std::numeric_limits<std::size_t>::max();
+    uint64_t sent = 0;
     for (std::size_t align : {std::size_t{2}, std::size_t{8}, std::size_t{16}, std::size_t{64}, std::size_t{4096},
                               std::size_t{1} << 20}) {
       for (std::size_t n : {max, max - 1, max - 3, max - align + 2}) {
         if (n <= max - (align - 1)) continue;  // n rounded up to align fits
         EXPECT_THROW((void)pool.allocate(n, align), std::bad_alloc) << n << "/" << align;
+        ++sent;
       }
     }
-    EXPECT_EQ(up.allocate_calls(), 0u) << "an overflowing request must not reach upstream";
-    // Huge but not overflowing: upstream refuses, bad_alloc too.
+    // counting_resource refuses every one of them with bad_alloc.
+    EXPECT_EQ(up.allocate_calls(), sent) << "every huge request must reach upstream";
     EXPECT_THROW((void)pool.allocate(opaque(max - 7), 8), std::bad_alloc);
     EXPECT_THROW((void)pool.allocate(opaque(max), 1), std::bad_alloc);
+    EXPECT_EQ(up.allocate_calls(), sent + 2);
     std::vector<block> v = allocate_mix(pool, 0, 1);
     check_and_free(pool, v);
   }

@@ -19,6 +19,13 @@
 //   - The calling thread counts as idle: its own private caches are aged with
 //     everything else.
 //
+//   - fork() is safe while other threads use pools: syncpool takes its locks
+//     before fork() and releases (parent) or resets (child) them after. In
+//     the child, the caches of threads that do not exist there are handed to
+//     their pools, as if those threads had exited, and aged by collect().
+//   - Not supported: fork() from inside syncpool's callbacks (a pooled
+//     object's destructor, a factory, an upstream resource).
+//
 // NOT guaranteed:
 //   - Another live thread's *private* cache (a few objects per pool, see
 //     pool.h and pool_resource.h) is aged only when that thread next uses the
@@ -35,10 +42,8 @@
 #define SYNCPOOL_COLLECT_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
+#include <memory>
 
 namespace syncpool {
 
@@ -56,6 +61,10 @@ void flush_thread_cache() noexcept;
 // Runs syncpool::collect() every `interval` on a thread of its own until it
 // is destroyed. Destruction stops the thread promptly (it does not wait for
 // the interval to elapse). Not copyable or movable.
+//
+// After fork(), the child has no collector thread (fork() copies only the
+// calling thread): a collector inherited by a child collects nothing there,
+// and destroying it in the child does not wait for the parent's thread.
 class collector {
  public:
   explicit collector(std::chrono::nanoseconds interval);
@@ -64,17 +73,12 @@ class collector {
   collector& operator=(const collector&) = delete;
 
   // Cycles run so far.
-  uint64_t cycles() const;
+  uint64_t cycles() const noexcept;
 
  private:
-  void run();
-
-  const std::chrono::nanoseconds interval_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  uint64_t cycles_ = 0;
-  std::thread thread_;
+  struct state;  // shared with the thread; left alone in a fork() child
+  const long owner_pid_;  // the process whose thread runs the cycles
+  std::unique_ptr<state> state_;
 };
 
 }  // namespace syncpool

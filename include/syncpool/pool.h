@@ -158,6 +158,8 @@ class pool {
     for (size_t i = 0; i < n; ++i) delete static_cast<T*>(objects[i]);
   }
 
+  friend struct internal::testing_hooks;
+
   const factory_type factory_;
   const std::function<void(T&)> reset_;
   const std::function<bool(const T&)> retain_if_;

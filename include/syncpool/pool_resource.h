@@ -35,10 +35,24 @@
 // Guarantees:
 //   - Thread-safe, like synchronized_pool_resource: any thread may allocate,
 //     and any thread may deallocate what any thread allocated.
+//   - Calls to the upstream resource are serialized (one lock per resource,
+//     taken only when a chunk or a large block comes or goes, never on the
+//     hot path), so an upstream that is not thread-safe is fine:
+//     monotonic_buffer_resource, unsynchronized_pool_resource.
+//   - The upstream may call back into syncpool from its allocate() (e.g.
+//     syncpool::collect() and retry when it runs short); what that gives
+//     back reaches it re-entrantly, on the same thread.
 //   - Every power-of-two alignment is honoured for every size.
+//   - Requests above `largest_required_pool_block`, and alignments no class
+//     serves, go to upstream unchanged (same bytes, same alignment); the
+//     resource throws nothing of its own for them, only what upstream throws.
 //   - Bad input gets an exception: a non-power-of-two alignment throws
-//     std::invalid_argument; a size whose rounding overflows throws
-//     std::bad_alloc; an upstream that throws leaves the resource consistent.
+//     std::invalid_argument; an upstream that throws leaves the resource
+//     consistent. deallocate(nullptr, n) does nothing, as free(nullptr).
+//   - collect() (this one and syncpool::collect()) may run concurrently with
+//     everything, release() and destruction included.
+//   - fork() is safe while other threads use the resource: the child can
+//     use it (see collect.h for what the child inherits).
 //   - release() (and the destructor) gives upstream back everything obtained
 //     from it, including blocks still allocated.
 //
@@ -50,6 +64,9 @@
 //     before parking a thread for long.
 //   - release() and destruction must not race with allocate/deallocate on
 //     other threads (as for the standard resources).
+//   - fork() while another thread is inside an upstream that calls back into
+//     syncpool, with resources nested over one another, can deadlock (the
+//     callback takes locks in an order fork() cannot follow).
 //   - No debug checks in normal builds: deallocating with the wrong size or
 //     twice is undefined behaviour, as for every memory_resource. Build with
 //     --config=debug_checks to have it caught (see README).

@@ -112,17 +112,22 @@ class batch_list {
 // One (thread, engine) cache. Allocated by the thread on its first call into
 // an engine; listed both in the thread's table and in the engine's registry.
 struct cache_record {
+  // An epoch no engine ever has: a record whose engine died carries it, so
+  // that it never passes the fast path's check again, whatever engine takes
+  // its id next.
+  static constexpr uint64_t kDeadEpoch = ~uint64_t{0};
+
   // --- owner-only, read on every call ---
   uint64_t epoch_seen = 0;
-  std::atomic<uint32_t> count{0};  // only the owner writes; stats() reads
-  uint32_t capacity = 0;
+  std::atomic<uint32_t> count{0};     // only the owner writes; stats() reads
+  std::atomic<uint32_t> capacity{0};  // 0 while the record has no slot array
   void** slots = nullptr;
   owner_counter local_hits;
   owner_counter stolen;
   owner_counter victim_hits;
   owner_counter misses;
   // --- owner-only, cold ---
-  batch* slot_batch = nullptr;     // owns `slots`
+  batch* slot_batch = nullptr;     // owns `slots`; nullptr when detached
   batch* spares = nullptr;         // empty full-size batches, for spills
   uint32_t spare_count = 0;
   engine* owner_engine = nullptr;  // nullptr once the engine is gone
@@ -153,6 +158,18 @@ struct engine_config {
   // Objects a thread keeps in its owner-only slots (>= 1). Larger is faster
   // for bursty use and holds more in idle threads.
   uint32_t local_capacity = 8;
+};
+
+// Test-only access to state that is impractical to reach for real: serials
+// and epochs near their wrap, and a face's engine.
+struct testing_hooks {
+  static uint64_t next_engine_serial() noexcept;
+  static void set_next_engine_serial(uint64_t serial) noexcept;
+  static void set_epoch(engine& e, uint64_t epoch) noexcept;
+  template <class Face>
+  static engine& engine_of(Face& face) noexcept {
+    return face.engine_;
+  }
 };
 
 class engine {
@@ -189,7 +206,7 @@ class engine {
       if (ABSL_PREDICT_TRUE(r != nullptr &&
                             r->epoch_seen == epoch_.load(std::memory_order_relaxed))) {
         uint32_t n = r->count.load(std::memory_order_relaxed);
-        if (ABSL_PREDICT_TRUE(n < r->capacity)) {
+        if (ABSL_PREDICT_TRUE(n < r->capacity.load(std::memory_order_relaxed))) {
           r->slots[n] = obj;
           r->count.store(n + 1, std::memory_order_relaxed);
           return true;
@@ -218,8 +235,12 @@ class engine {
 
   // One collect cycle: destroys the victim generation, makes every shared
   // queue and orphan the new victim, and advances the epoch so that threads
-  // age their slots on their next call. Safe from any thread at any time.
-  void age();
+  // age their slots on their next call. Safe from any thread at any time,
+  // and concurrently with drain(). With `flush_caller`, the calling thread's
+  // slots first join the shared tier, so that the cycle ages them too.
+  // An object destroyed here may own the engine: nothing touches the
+  // engine once the destroying starts.
+  void age(bool flush_caller);
 
   // Destroys (destroy == true) or forgets (false) every cached object in
   // every tier of every thread. The caller guarantees that no other thread
@@ -236,20 +257,32 @@ class engine {
 
  private:
   friend struct engine_registry;
+  friend struct testing_hooks;
   friend void flush_thread_cache_all() noexcept;
   friend void release_this_thread() noexcept;
   friend void collect_all() noexcept;
 
   void* get_slow();
   void put_slow(void* obj) noexcept;
+  // The calling thread's record with a slot array, or nullptr (an exiting
+  // thread, or no memory): then only the engine-wide tiers serve.
   cache_record* this_thread_record();
+  // age() once the engine is pinned against destruction.
+  void age_pinned(bool flush_caller) noexcept;
+  // The calling thread's record if it has one for this engine.
+  cache_record* existing_record() const noexcept;
   // Ages `r`'s slots if the engine's epoch moved since the owner last looked.
   // With may_destroy == false, objects two cycles old go to the victim
   // instead (for callers that hold the registry lock).
   void sync_epoch(cache_record* r, bool may_destroy) noexcept;
-  // Replaces r's slot batch (holding `count` objects) by an empty one and
-  // returns the old one; nullptr when no memory for the replacement.
+  // Detaches r's slot batch (holding `count` objects) and returns it,
+  // nullptr when it is empty. A spare (or new) empty batch takes its place;
+  // without memory for one the record is left with no slots until its
+  // owner's next slow path. Never runs user code, so that what it detaches
+  // can be destroyed afterwards without anyone seeing it half-destroyed.
   batch* take_slots(cache_record* r) noexcept;
+  // Gives r a slot array if it has none. False when out of memory.
+  bool ensure_slots(cache_record* r) noexcept;
   void refill(cache_record* r, batch* b) noexcept;
   // An empty full-size batch: a spare, or a new one (nullptr: no memory).
   batch* take_spare(cache_record* r) noexcept;
@@ -257,28 +290,34 @@ class engine {
   void give_spare(cache_record* r, batch* b) noexcept;
   // Moves half of r's slots to its shared queue. False when out of memory.
   bool spill(cache_record* r) noexcept;
-  void destroy_chain(batch* b) noexcept;
+  // Destroys the objects of a detached chain and frees it. Static: the
+  // engine may be destroyed by the objects it destroys.
+  static void destroy_chain(engine_client client, batch* b) noexcept;
   // Moves every object of every tier (all threads' slots included) out as
-  // one chain; what cannot be moved for lack of memory is destroyed in place
-  // (destroy) or forgotten.
-  batch* take_all_locked(bool destroy) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // one chain.
+  batch* take_all_locked() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for collectors working on this engine, then take_all_locked();
-  // with `unregister`, also retires the engine's id and orphans its records.
-  batch* quiesce_and_take_all(bool unregister, bool destroy) noexcept;
+  // with `unregister`, also retires the engine's id and makes its records
+  // in threads' tables unusable.
+  batch* quiesce_and_take_all(bool unregister) noexcept;
+  // In a fork() child: hands the records of threads that do not exist there
+  // to the engine, and frees them.
+  void adopt_records_of_absent_threads() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Hands a dying thread's record over to the engine (registry lock held).
   void adopt(cache_record* r) noexcept;
   void flush_record(cache_record* r, bool may_destroy) noexcept;
 
   // Read on every call: kept together, first.
   uint32_t id_ = 0;
-  // Written under mu_; read racily by owners on every call.
+  // Collect cycles so far. Written under mu_; read racily by owners on every
+  // call. 64 bits: it never wraps.
   std::atomic<uint64_t> epoch_{0};
 
   const engine_client client_;
   const uint32_t capacity_;
   const uint32_t batch_size_;
-  uint64_t serial_ = 0;
-  uint32_t pins_ = 0;  // collectors working on this engine; under g_mu
+  uint64_t serial_ = 0;  // unique per engine for the life of the process
+  uint32_t pins_ = 0;    // collectors working on this engine; under the registry lock
 
   mutable mutex mu_;
   cache_record* records_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -21,9 +22,25 @@ class ABSL_LOCKABLE mutex {
  public:
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  // In a child after fork(): the lock as new, whoever held it in the parent
+  // (that thread does not exist here).
+  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::mutex(); }
 
  private:
   std::mutex mu_;
+};
+
+// The lock around a resource's upstream calls. Recursive, because an
+// upstream may call back into syncpool (collect() when it runs short), and
+// what that gives back goes to the same upstream, on the same thread.
+class ABSL_LOCKABLE recursive_mutex {
+ public:
+  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::recursive_mutex(); }
+
+ private:
+  std::recursive_mutex mu_;
 };
 
 // A lock for the per-thread shared queues: held for a few dozen
@@ -40,6 +57,7 @@ class ABSL_LOCKABLE spin_mutex {
     }
   }
   void unlock() ABSL_UNLOCK_FUNCTION() { locked_.store(false, std::memory_order_release); }
+  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { locked_.store(false, std::memory_order_relaxed); }
 
  private:
   std::atomic<bool> locked_{false};
@@ -58,6 +76,7 @@ class ABSL_SCOPED_LOCKABLE basic_lock_guard {
 };
 
 using lock_guard = basic_lock_guard<mutex>;
+using recursive_lock_guard = basic_lock_guard<recursive_mutex>;
 using spin_lock_guard = basic_lock_guard<spin_mutex>;
 
 }  // namespace internal

@@ -1,0 +1,69 @@
+// fork() safety: every syncpool lock is taken before fork() and released
+// (parent) or re-initialised (child) after it, as glibc malloc, jemalloc,
+// tcmalloc and mimalloc do for theirs. Without this, a child forked while
+// another thread held one of our locks finds it held forever.
+//
+// The owners of locks enlist a fork_participant. pthread_atfork's prepare
+// handler locks every participant in one fixed order:
+//
+//   1. upstream   each pool_resource's upstream lock, newest resource first.
+//                 An upstream call may enter another resource (a resource
+//                 whose upstream is an older pool_resource), so a newer
+//                 resource's lock comes before an older one's.
+//   2. engines    the engine registry, then every engine's mutex, then
+//                 every per-thread shared-queue lock (the engines' own lock
+//                 order).
+//   3. blocks     the block sources of every resource (leaf locks: nothing
+//                 is called while they are held).
+//
+// No syncpool code takes a lock of a lower rank while it holds one of a
+// higher rank; the only exception is an upstream that calls back into
+// syncpool (collect() when short of memory), which runs under its
+// resource's upstream lock and may take anything. A fork() racing such a
+// callback can deadlock when resources are nested; see pool_resource.h.
+//
+// Not supported: calling fork() from inside syncpool's callbacks (a pooled
+// object's destructor, a factory, an upstream resource).
+
+#ifndef SYNCPOOL_SRC_FORK_H_
+#define SYNCPOOL_SRC_FORK_H_
+
+namespace syncpool {
+namespace internal {
+
+class fork_participant {
+ public:
+  enum class rank { upstream = 0, engines = 1, blocks = 2 };
+  static constexpr int kRanks = 3;
+
+  fork_participant(const fork_participant&) = delete;
+  fork_participant& operator=(const fork_participant&) = delete;
+
+  // Joins / leaves the set fork() handles. Call enlist() once the locks
+  // exist and delist() before they go away.
+  void enlist() noexcept;
+  void delist() noexcept;
+
+ protected:
+  explicit fork_participant(rank r) noexcept : rank_(r) {}
+  ~fork_participant() = default;
+
+ private:
+  friend struct fork_handlers;
+  // Prepare: take every lock (they are held across fork()).
+  virtual void lock_for_fork() noexcept = 0;
+  // Parent: release them.
+  virtual void unlock_after_fork() noexcept = 0;
+  // Child: make them usable again. Only the forking thread exists here.
+  virtual void reset_after_fork() noexcept = 0;
+
+  const rank rank_;
+  bool enlisted_ = false;
+  fork_participant* prev_ = nullptr;
+  fork_participant* next_ = nullptr;
+};
+
+}  // namespace internal
+}  // namespace syncpool
+
+#endif  // SYNCPOOL_SRC_FORK_H_
