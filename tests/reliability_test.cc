@@ -446,7 +446,7 @@ TEST_F(Reliability, PoolKeptAliveOnlyByItsCachedObjectsIsCollected) {
 
 // libstdc++ declares memory_resource::deallocate's pointer nonnull, so UBSan
 // (and g++'s -Wnonnull) object to the call itself; a user still makes it.
-__attribute__((no_sanitize_undefined, noinline)) void deallocate_null(std::pmr::memory_resource& r,
+__attribute__((no_sanitize("undefined"), noinline)) void deallocate_null(std::pmr::memory_resource& r,
                                                                       std::size_t n) {
   void* volatile null = nullptr;
   r.deallocate(null, n);
