@@ -34,6 +34,8 @@
 #ifndef SYNCPOOL_COLLECT_H_
 #define SYNCPOOL_COLLECT_H_
 
+#include "syncpool/internal/config.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

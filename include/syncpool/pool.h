@@ -53,6 +53,8 @@
 #ifndef SYNCPOOL_POOL_H_
 #define SYNCPOOL_POOL_H_
 
+#include "syncpool/internal/config.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -60,6 +60,8 @@
 #ifndef SYNCPOOL_POOL_RESOURCE_H_
 #define SYNCPOOL_POOL_RESOURCE_H_
 
+#include "syncpool/internal/config.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
