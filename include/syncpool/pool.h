@@ -64,20 +64,10 @@
 
 #include "syncpool/collect.h"
 #include "syncpool/internal/engine.h"
+#include "syncpool/internal/stats.h"
+#include "syncpool/pool_stats.h"
 
 namespace syncpool {
-
-// syncpool::pool_stats
-//
-// Where the objects returned by get() came from, and how many the pool holds.
-// A snapshot: other threads' counters may move while it is taken.
-struct pool_stats {
-  uint64_t local_hits = 0;   // the calling thread's own caches
-  uint64_t stolen = 0;       // another thread's shared queue (or an exited one's)
-  uint64_t victim_hits = 0;  // the victim generation
-  uint64_t misses = 0;       // nothing cached (the factory ran, if any)
-  uint64_t cached = 0;       // objects held right now, all tiers
-};
 
 // syncpool::pool_options<T>
 //
@@ -148,10 +138,7 @@ class pool {
   // get(), wrapped so that the object is put() back when the lease ends.
   lease borrow() { return lease(this, get()); }
 
-  pool_stats stats() const {
-    const internal::engine_stats s = engine_.stats();
-    return pool_stats{s.local_hits, s.stolen, s.victim_hits, s.misses, s.cached};
-  }
+  pool_stats stats() const { return internal::to_pool_stats(engine_.stats()); }
 
   uint32_t local_capacity() const noexcept { return engine_.local_capacity(); }
 
