@@ -21,6 +21,7 @@
 #include "fork.h"
 #include "size_classes.h"
 #include "syncpool/internal/engine.h"
+#include "syncpool/internal/stats.h"
 
 namespace syncpool {
 namespace internal {
@@ -262,28 +263,24 @@ class resource_impl {
   pool_resource_stats stats() const {
     pool_resource_stats s;
     s.classes.reserve(class_count_);
+    engine_stats all;
     for (std::size_t i = 0; i < class_count_; ++i) {
       const size_class& c = classes_[i];
       const engine_stats e = c.cache.stats();
+      all += e;
       pool_resource_stats::counts k;
+      static_cast<pool_stats&>(k) = to_pool_stats(e);
       k.block_size = c.block_size;
-      k.from_thread_cache = e.local_hits;
-      k.from_other_threads = e.stolen;
-      k.from_victim = e.victim_hits;
-      k.from_upstream = e.misses;
-      k.bytes_cached = e.cached * c.block_size;
+      k.cached_bytes = e.cached * c.block_size;
       k.upstream_bytes = c.upstream_bytes();
-      s.total.from_thread_cache += k.from_thread_cache;
-      s.total.from_other_threads += k.from_other_threads;
-      s.total.from_victim += k.from_victim;
-      s.total.from_upstream += k.from_upstream;
-      s.total.bytes_cached += k.bytes_cached;
+      s.total.cached_bytes += k.cached_bytes;
       s.total.upstream_bytes += k.upstream_bytes;
       s.classes.push_back(k);
     }
     s.direct_allocations = oversize_.allocations();
     s.direct_bytes = oversize_.upstream_bytes();
-    s.total.from_upstream += s.direct_allocations;
+    all.misses += s.direct_allocations;  // served by no cache
+    static_cast<pool_stats&>(s.total) = to_pool_stats(all);
     s.total.upstream_bytes += s.direct_bytes;
     return s;
   }

@@ -322,7 +322,7 @@ TEST(PoolResourceContract, ReleaseReturnsEverythingIncludingAllocatedBlocks) {
   expect_clean(up);
   const pool_resource_stats s = pool.stats();
   EXPECT_EQ(s.total.upstream_bytes, 0u);
-  EXPECT_EQ(s.total.bytes_cached, 0u);
+  EXPECT_EQ(s.total.cached_bytes, 0u);
   EXPECT_EQ(s.direct_bytes, 0u);
   // Still usable, and release() again is fine.
   std::vector<block> again = allocate_mix(pool, 20000, 5);
@@ -587,7 +587,7 @@ TEST(PoolResourceContainers, EveryStandardContainerWorks) {
       ASSERT_EQ(nested[49][1999].get_allocator().resource(), &pool);
 
       EXPECT_GT(up.live_bytes(), 0u);
-      EXPECT_GT(pool.stats().total.from_thread_cache, 0u);
+      EXPECT_GT(pool.stats().total.local_hits, 0u);
     }
     // All containers gone: everything is cached or back upstream.
     syncpool::collect();
@@ -670,16 +670,16 @@ TEST(PoolResourceGiveBack, TwoCollectsReturnEverythingToUpstream) {
     pool_resource pool(&up);
     const int rounds = allocate_everywhere_and_free(pool);
     EXPECT_GT(up.live_bytes(), 0u);
-    EXPECT_GT(pool.stats().total.bytes_cached, 0u);
+    EXPECT_GT(pool.stats().total.cached_bytes, 0u);
 
     // After one cycle everything is still there and reusable: allocating
     // the same sizes again asks upstream for nothing.
     syncpool::collect();
     const uint64_t calls = up.allocate_calls();
-    const uint64_t victim_before = pool.stats().total.from_victim;
+    const uint64_t victim_before = pool.stats().total.victim_hits;
     std::vector<block> again = allocate_pooled(pool, rounds, 5);
     EXPECT_EQ(up.allocate_calls(), calls) << "blocks cached before one collect() must be reusable";
-    EXPECT_GE(pool.stats().total.from_victim, victim_before + again.size() / 2);
+    EXPECT_GE(pool.stats().total.victim_hits, victim_before + again.size() / 2);
     check_and_free(pool, again);
 
     syncpool::collect();
@@ -687,7 +687,7 @@ TEST(PoolResourceGiveBack, TwoCollectsReturnEverythingToUpstream) {
     EXPECT_EQ(up.live_bytes(), 0u);
     const pool_resource_stats s = pool.stats();
     EXPECT_EQ(s.total.upstream_bytes, 0u);
-    EXPECT_EQ(s.total.bytes_cached, 0u);
+    EXPECT_EQ(s.total.cached_bytes, 0u);
     EXPECT_EQ(s.direct_bytes, 0u);
     for (const auto& c : s.classes) EXPECT_EQ(c.upstream_bytes, 0u) << "class " << c.block_size;
 
@@ -1031,49 +1031,49 @@ TEST(PoolResourceStats, ThreadCacheUpstreamAndVictimCounters) {
   const std::size_t c = class_of(pool, 64);
   {
     const auto s = pool.stats();
-    EXPECT_EQ(s.total.from_upstream, 0u);
-    EXPECT_EQ(s.total.from_thread_cache, 0u);
+    EXPECT_EQ(s.total.misses, 0u);
+    EXPECT_EQ(s.total.local_hits, 0u);
     EXPECT_EQ(s.total.upstream_bytes, 0u);
-    EXPECT_EQ(s.total.bytes_cached, 0u);
+    EXPECT_EQ(s.total.cached_bytes, 0u);
   }
   void* a = pool.allocate(64);
   auto s = pool.stats();
   EXPECT_EQ(s.classes[c].block_size, 64u);
-  EXPECT_EQ(s.classes[c].from_upstream, 1u);
-  EXPECT_EQ(s.classes[c].from_thread_cache, 0u);
+  EXPECT_EQ(s.classes[c].misses, 1u);
+  EXPECT_EQ(s.classes[c].local_hits, 0u);
   EXPECT_EQ(s.classes[c].upstream_bytes, up.live_bytes());
   EXPECT_GT(s.classes[c].upstream_bytes, 0u);
   // The chunk's other blocks went to this thread's cache.
-  EXPECT_GT(s.classes[c].bytes_cached, 0u);
-  EXPECT_EQ(s.classes[c].bytes_cached % 64, 0u);
-  EXPECT_LE(s.classes[c].bytes_cached + 64, s.classes[c].upstream_bytes);
-  const std::size_t cached_after_first = s.classes[c].bytes_cached;
+  EXPECT_GT(s.classes[c].cached_bytes, 0u);
+  EXPECT_EQ(s.classes[c].cached_bytes % 64, 0u);
+  EXPECT_LE(s.classes[c].cached_bytes + 64, s.classes[c].upstream_bytes);
+  const std::size_t cached_after_first = s.classes[c].cached_bytes;
 
   void* b = pool.allocate(64);
   s = pool.stats();
-  EXPECT_EQ(s.classes[c].from_upstream, 1u);
-  EXPECT_EQ(s.classes[c].from_thread_cache, 1u);
-  EXPECT_EQ(s.classes[c].bytes_cached, cached_after_first - 64);
+  EXPECT_EQ(s.classes[c].misses, 1u);
+  EXPECT_EQ(s.classes[c].local_hits, 1u);
+  EXPECT_EQ(s.classes[c].cached_bytes, cached_after_first - 64);
   pool.deallocate(a, 64);
   pool.deallocate(b, 64);
   s = pool.stats();
-  EXPECT_EQ(s.classes[c].bytes_cached, cached_after_first + 64);
-  EXPECT_EQ(s.total.bytes_cached, s.classes[c].bytes_cached);
+  EXPECT_EQ(s.classes[c].cached_bytes, cached_after_first + 64);
+  EXPECT_EQ(s.total.cached_bytes, s.classes[c].cached_bytes);
   EXPECT_EQ(s.total.upstream_bytes, up.live_bytes());
   for (std::size_t i = 0; i < s.classes.size(); ++i) {
     if (i != c) {
-      EXPECT_EQ(s.classes[i].from_upstream + s.classes[i].upstream_bytes, 0u) << i;
+      EXPECT_EQ(s.classes[i].misses + s.classes[i].upstream_bytes, 0u) << i;
     }
   }
 
   // One cycle: the cached blocks become the victim generation, still served.
   syncpool::collect();
   s = pool.stats();
-  EXPECT_EQ(s.classes[c].bytes_cached, cached_after_first + 64);
+  EXPECT_EQ(s.classes[c].cached_bytes, cached_after_first + 64);
   void* d = pool.allocate(64);
   s = pool.stats();
-  EXPECT_EQ(s.classes[c].from_victim, 1u);
-  EXPECT_EQ(s.classes[c].from_upstream, 1u);
+  EXPECT_EQ(s.classes[c].victim_hits, 1u);
+  EXPECT_EQ(s.classes[c].misses, 1u);
   pool.deallocate(d, 64);
 
   // Direct requests.
@@ -1082,7 +1082,7 @@ TEST(PoolResourceStats, ThreadCacheUpstreamAndVictimCounters) {
   EXPECT_EQ(s.direct_allocations, 1u);
   EXPECT_EQ(s.direct_bytes, 200000u);
   EXPECT_EQ(s.total.upstream_bytes, up.live_bytes());
-  EXPECT_EQ(s.total.from_upstream, s.classes[c].from_upstream + 1);
+  EXPECT_EQ(s.total.misses, s.classes[c].misses + 1);
   pool.deallocate(big, 200000);
   s = pool.stats();
   EXPECT_EQ(s.direct_allocations, 1u);
@@ -1091,7 +1091,7 @@ TEST(PoolResourceStats, ThreadCacheUpstreamAndVictimCounters) {
   syncpool::collect();
   syncpool::collect();
   s = pool.stats();
-  EXPECT_EQ(s.total.bytes_cached, 0u);
+  EXPECT_EQ(s.total.cached_bytes, 0u);
   EXPECT_EQ(s.total.upstream_bytes, 0u);
   EXPECT_EQ(up.live_bytes(), 0u);
 }
@@ -1104,17 +1104,17 @@ TEST(PoolResourceStats, DirectClassCountsOneUpstreamBlockPerMiss) {
   void* a = pool.allocate(20000);
   void* b = pool.allocate(20000);
   auto s = pool.stats();
-  EXPECT_EQ(s.classes[c].from_upstream, 2u);
+  EXPECT_EQ(s.classes[c].misses, 2u);
   EXPECT_EQ(s.classes[c].upstream_bytes, 2 * 20480u);
-  EXPECT_EQ(s.classes[c].bytes_cached, 0u);
+  EXPECT_EQ(s.classes[c].cached_bytes, 0u);
   pool.deallocate(a, 20000);
   pool.deallocate(b, 20000);
   s = pool.stats();
-  EXPECT_EQ(s.classes[c].bytes_cached, 2 * 20480u);
+  EXPECT_EQ(s.classes[c].cached_bytes, 2 * 20480u);
   void* d = pool.allocate(19000);
   s = pool.stats();
-  EXPECT_EQ(s.classes[c].from_thread_cache, 1u);
-  EXPECT_EQ(s.classes[c].from_upstream, 2u);
+  EXPECT_EQ(s.classes[c].local_hits, 1u);
+  EXPECT_EQ(s.classes[c].misses, 2u);
   pool.deallocate(d, 19000);
 }
 
@@ -1145,8 +1145,8 @@ TEST(PoolResourceStats, BlocksSpilledByAnIdleThreadAreTakenByOthers) {
   std::vector<void*> v;
   for (int i = 0; i < 1000; ++i) v.push_back(pool.allocate(64));
   const auto after = pool.stats();
-  EXPECT_GT(after.classes[c].from_other_threads, before.classes[c].from_other_threads);
-  EXPECT_EQ(after.classes[c].from_upstream, before.classes[c].from_upstream);
+  EXPECT_GT(after.classes[c].stolen, before.classes[c].stolen);
+  EXPECT_EQ(after.classes[c].misses, before.classes[c].misses);
   EXPECT_EQ(up.allocate_calls(), calls);
   for (void* p : v) pool.deallocate(p, 64);
   {
@@ -1167,13 +1167,13 @@ TEST(PoolResourceStats, BlocksOfAnExitedThreadAreTakenByOthers) {
     for (void* p : v) pool.deallocate(p, 256);
   }).join();
   const auto before = pool.stats();
-  EXPECT_GT(before.classes[c].bytes_cached, 0u);
+  EXPECT_GT(before.classes[c].cached_bytes, 0u);
   void* p = pool.allocate(256);
   const auto after = pool.stats();
-  EXPECT_EQ(after.classes[c].from_other_threads, before.classes[c].from_other_threads + 1);
-  EXPECT_EQ(after.classes[c].from_upstream, before.classes[c].from_upstream);
+  EXPECT_EQ(after.classes[c].stolen, before.classes[c].stolen + 1);
+  EXPECT_EQ(after.classes[c].misses, before.classes[c].misses);
   // The exited thread's counters are still counted.
-  EXPECT_GE(after.classes[c].from_upstream, 1u);
+  EXPECT_GE(after.classes[c].misses, 1u);
   pool.deallocate(p, 256);
 }
 

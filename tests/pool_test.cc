@@ -187,15 +187,15 @@ TEST(PoolTest, PutNullptrIsIgnored) {
   EXPECT_EQ(retain_calls.load(), 0);
 }
 
-TEST(PoolTest, LocalCapacityIsAtLeastOne) {
-  tracked_pool zero(with_capacity<tracked>(0));
-  EXPECT_EQ(zero.local_capacity(), 1u);
+// (A capacity of 0 or above the maximum throws: pool_api_test.)
+TEST(PoolTest, LocalCapacityOfOneStillCachesEverything) {
+  tracked_pool one(with_capacity<tracked>(1));
+  EXPECT_EQ(one.local_capacity(), 1u);
   tracked_pool dflt;
   EXPECT_EQ(dflt.local_capacity(), 8u);
-  // A capacity-1 pool still caches and returns everything.
   counters c;
-  for (int i = 0; i < 10; ++i) zero.put(std::make_unique<tracked>(&c, i));
-  EXPECT_EQ(drain_pool(zero).size(), 10u);
+  for (int i = 0; i < 10; ++i) one.put(std::make_unique<tracked>(&c, i));
+  EXPECT_EQ(drain_pool(one).size(), 10u);
 }
 
 TEST(PoolTest, FactoryCalledOnlyWhenEmpty) {

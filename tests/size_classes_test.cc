@@ -23,7 +23,7 @@ std::vector<std::size_t> class_sizes(const pool_resource& r) {
 }
 
 uint64_t served(const pool_resource_stats::counts& c) {
-  return c.from_thread_cache + c.from_other_threads + c.from_victim + c.from_upstream;
+  return c.local_hits + c.stolen + c.victim_hits + c.misses;
 }
 
 // Index of the one class whose "served" count differs between two snapshots;

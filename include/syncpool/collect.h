@@ -41,6 +41,8 @@
 #ifndef SYNCPOOL_COLLECT_H_
 #define SYNCPOOL_COLLECT_H_
 
+#include "syncpool/internal/config.h"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>

@@ -14,9 +14,15 @@
 // non-power-of-two alignment throws std::invalid_argument; failure throws
 // std::bad_alloc. is_equal: true for any other mimalloc_resource (they share
 // one heap), so memory from one may be freed through another.
+//
+// NOT guaranteed: that the rest of the program keeps its malloc. With
+// Debian's libmimalloc, every malloc and operator new of the binary becomes
+// mimalloc's.
 
 #ifndef SYNCPOOL_MIMALLOC_RESOURCE_H_
 #define SYNCPOOL_MIMALLOC_RESOURCE_H_
+
+#include "syncpool/internal/config.h"
 
 #include <cstddef>
 #include <memory_resource>

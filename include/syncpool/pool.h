@@ -19,12 +19,30 @@
 //   - A thread that exits hands its cached objects to the pool; destroying a
 //     pool destroys everything it caches.
 //
+// What T must be:
+//   - A complete object type: not a reference, not void, not an array (pool
+//     a struct or a std::array instead), not a function type, not const or
+//     volatile (objects are handed out to be changed and reset). pool<T>
+//     rejects the others with a static_assert that names the rule broken.
+//   - Destroyable by the pool's Deleter (default: `delete p`) on any thread,
+//     without throwing: collect(), thread exit and ~pool destroy cached
+//     objects wherever they run. A pool<Base> that holds Derived objects
+//     needs a virtual destructor, as std::unique_ptr<Base> does.
+//   - Nothing else. The pool never constructs, copies, moves or compares a
+//     T; it keeps pointers. The factory makes the objects.
+// Deleter must be an empty (stateless), default-constructible function
+// object callable with a T*: the pool destroys cached objects with a
+// Deleter{} of its own, so a std::unique_ptr<T, Deleter> given to put()
+// loses nothing when its deleter is dropped.
+//
 // Guarantees:
 //   - get() and put() are thread-safe. A get() served by the calling
 //     thread's private cache takes no lock and no atomic read-modify-write;
 //     the rest takes one lock per batch of about 3/4 `local_capacity`
 //     objects.
 //   - An object is never handed to two callers at once.
+//   - Bad options throw std::invalid_argument from the constructor
+//     (`local_capacity` outside 1..pool_options<T>::max_local_capacity).
 //
 // NOT guaranteed (as in Go):
 //   - An object put() may never come back: it may be destroyed by collect(),
@@ -36,6 +54,8 @@
 //     syncpool::flush_thread_cache() or collect(), or exits.
 //   - A pool must outlive every get()/put() on it, and must not be destroyed
 //     while another thread uses it (as for any object).
+//   - The factory is not serialized: threads that miss at the same time run
+//     it at the same time.
 //
 // Example:
 //
@@ -53,29 +73,96 @@
 #ifndef SYNCPOOL_POOL_H_
 #define SYNCPOOL_POOL_H_
 
+#include "syncpool/internal/config.h"
+
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
 #include "syncpool/collect.h"
 #include "syncpool/internal/engine.h"
+#include "syncpool/internal/stats.h"
+#include "syncpool/pool_stats.h"
 
 namespace syncpool {
 
-// syncpool::pool_stats
-//
-// Where the objects returned by get() came from, and how many the pool holds.
-// A snapshot: other threads' counters may move while it is taken.
-struct pool_stats {
-  uint64_t local_hits = 0;   // the calling thread's own caches
-  uint64_t stolen = 0;       // another thread's shared queue (or an exited one's)
-  uint64_t victim_hits = 0;  // the victim generation
-  uint64_t misses = 0;       // nothing cached (the factory ran, if any)
-  uint64_t cached = 0;       // objects held right now, all tiers
+namespace internal {
+
+// Each thread's private cache is an array of this many pointers at most,
+// allocated on the thread's first use of a pool: the bound keeps one pool
+// from pinning megabytes per thread, and a typo from asking for gigabytes.
+inline constexpr uint32_t kMaxLocalCapacity = 4096;
+
+inline uint32_t checked_local_capacity(uint32_t n) {
+  if (n == 0 || n > kMaxLocalCapacity) {
+    throw std::invalid_argument("syncpool::pool: pool_options::local_capacity is " +
+                                std::to_string(n) + "; it must be between 1 and " +
+                                std::to_string(kMaxLocalCapacity));
+  }
+  return n;
+}
+
+template <class F>
+inline constexpr bool is_std_function = false;
+template <class R, class... Args>
+inline constexpr bool is_std_function<std::function<R(Args...)>> = true;
+
+// A move-only, type-erased `Ptr()` callable: what C++23's
+// std::move_only_function would be, for the one signature a pool needs, so
+// that a factory may own a unique_ptr. Called only when the cache is empty,
+// so one indirect call costs nothing that matters.
+template <class Ptr>
+class pool_factory {
+ public:
+  pool_factory() = default;
+
+  template <class F>
+  explicit pool_factory(F f) {
+    // A null function pointer or an empty std::function means "no factory",
+    // as it did when the pool stored a std::function.
+    if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F> || is_std_function<F>) {
+      if (!static_cast<bool>(f)) return;
+    }
+    impl_ = std::make_unique<model<F>>(std::move(f));
+  }
+
+  explicit operator bool() const noexcept { return impl_ != nullptr; }
+  Ptr operator()() const { return impl_->make(); }
+
+ private:
+  struct base {
+    virtual ~base() = default;
+    virtual Ptr make() = 0;
+  };
+  template <class F>
+  struct model final : base {
+    explicit model(F f) : fn(std::move(f)) {}
+    Ptr make() override { return std::invoke(fn); }
+    F fn;
+  };
+
+  std::unique_ptr<base> impl_;
 };
+
+// Checked only once T itself passed: naming Deleter's traits for a T such
+// as `int&` would fail inside the standard library instead of here.
+template <class T, class Deleter>
+consteval bool deleter_fits() {
+  if constexpr (!std::is_object_v<T> || std::is_array_v<T>) {
+    return true;  // T's own static_assert has spoken
+  } else {
+    return std::is_empty_v<Deleter> && std::is_default_constructible_v<Deleter> &&
+           std::is_invocable_v<const Deleter&, T*>;
+  }
+}
+
+}  // namespace internal
 
 // syncpool::pool_options<T>
 //
@@ -89,36 +176,61 @@ struct pool_options {
   // them (Go issue 23199: do not keep a 1 GiB buffer because one request
   // needed it). Must not throw.
   std::function<bool(const T&)> retain_if;
-  // Objects each thread keeps in its private, lock-free cache (>= 1).
+  // Objects each thread keeps in its private, lock-free cache: 1 to
+  // max_local_capacity, else the pool's constructor throws
+  // std::invalid_argument. Larger is faster for bursty use and holds more in
+  // idle threads.
   uint32_t local_capacity = 8;
+
+  static constexpr uint32_t max_local_capacity = internal::kMaxLocalCapacity;
 };
 
-// syncpool::pool<T>
+// syncpool::pool<T, Deleter>
 //
 // A pool of T objects; see the top of this file. Not copyable or movable
 // (threads hold caches that point at it).
-template <class T>
+template <class T, class Deleter = std::default_delete<T>>
 class pool {
+  static_assert(!std::is_reference_v<T>,
+                "syncpool::pool<T>: T must not be a reference type; pool the object type "
+                "it refers to");
+  static_assert(!std::is_void_v<T>,
+                "syncpool::pool<T>: T must not be void; a pool deletes its objects through "
+                "std::unique_ptr<T>, which needs a complete object type");
+  static_assert(!std::is_array_v<T>,
+                "syncpool::pool<T>: T must not be an array type (std::unique_ptr<T[]> is not "
+                "supported); pool a struct or a std::array that holds the elements");
+  static_assert(std::is_object_v<T> || std::is_reference_v<T> || std::is_void_v<T>,
+                "syncpool::pool<T>: T must be an object type, not a function type");
+  static_assert(!std::is_const_v<T> && !std::is_volatile_v<T>,
+                "syncpool::pool<T>: T must not be const or volatile; pooled objects are handed "
+                "out to be changed and reset");
+  static_assert(internal::deleter_fits<T, Deleter>(),
+                "syncpool::pool<T, Deleter>: Deleter must be an empty (stateless), "
+                "default-constructible function object callable with a T*");
+
  public:
   using value_type = T;
-  using factory_type = std::function<std::unique_ptr<T>()>;
+  using deleter_type = Deleter;
+  // What get() returns and put() takes.
+  using pointer = std::unique_ptr<T, Deleter>;
   class lease;
 
   // No factory: get() returns nullptr when nothing is cached.
-  pool() : pool(factory_type(), pool_options<T>()) {}
+  pool() : pool(pool_options<T>()) {}
+
+  explicit pool(pool_options<T> options)
+      : pool(internal::pool_factory<pointer>(), std::move(options), construct_tag{}) {}
 
   // `factory` makes an object when nothing is cached; it may return nullptr
-  // or throw, and get() passes either on.
+  // or throw, and get() passes either on. It may be move-only (own a
+  // unique_ptr, say); it may run on several threads at once.
   template <class F>
-    requires std::is_invocable_r_v<std::unique_ptr<T>, F&>
-  explicit pool(F factory, pool_options<T> options = {})
-      : factory_(std::move(factory)),
-        reset_(std::move(options.reset)),
-        retain_if_(std::move(options.retain_if)),
-        engine_(internal::engine_client{&destroy_objects, nullptr},
-                internal::engine_config{options.local_capacity}) {}
-
-  explicit pool(pool_options<T> options) : pool(factory_type(), std::move(options)) {}
+    requires std::is_invocable_r_v<pointer, std::decay_t<F>&> &&
+             std::move_constructible<std::decay_t<F>>
+  explicit pool(F&& factory, pool_options<T> options = {})
+      : pool(internal::pool_factory<pointer>(std::decay_t<F>(std::forward<F>(factory))),
+             std::move(options), construct_tag{}) {}
 
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
@@ -127,8 +239,8 @@ class pool {
   ~pool() = default;
 
   // A cached object if there is one, else factory() (nullptr without one).
-  std::unique_ptr<T> get() {
-    if (void* obj = engine_.try_get()) return std::unique_ptr<T>(static_cast<T*>(obj));
+  pointer get() {
+    if (void* obj = engine_.try_get()) return pointer(static_cast<T*>(obj));
     if (factory_) return factory_();
     return nullptr;
   }
@@ -136,7 +248,7 @@ class pool {
   // Gives `obj` to the pool (nullptr is ignored). The pool may keep it for a
   // later get() on any thread, or destroy it. Never throws (unless `reset`
   // or `retain_if` do, which they must not).
-  void put(std::unique_ptr<T> obj) noexcept {
+  void put(pointer obj) noexcept {
     if (obj == nullptr) return;
     if (retain_if_ && !retain_if_(std::as_const(*obj))) return;  // destroyed here
     if (reset_) reset_(*obj);
@@ -146,33 +258,45 @@ class pool {
   // get(), wrapped so that the object is put() back when the lease ends.
   lease borrow() { return lease(this, get()); }
 
-  pool_stats stats() const {
-    const internal::engine_stats s = engine_.stats();
-    return pool_stats{s.local_hits, s.stolen, s.victim_hits, s.misses, s.cached};
-  }
+  pool_stats stats() const { return internal::to_pool_stats(engine_.stats()); }
 
   uint32_t local_capacity() const noexcept { return engine_.local_capacity(); }
 
  private:
+  struct construct_tag {};
+
+  pool(internal::pool_factory<pointer> factory, pool_options<T> options, construct_tag)
+      : factory_(std::move(factory)),
+        reset_(std::move(options.reset)),
+        retain_if_(std::move(options.retain_if)),
+        engine_(internal::engine_client{&destroy_objects, nullptr},
+                internal::engine_config{internal::checked_local_capacity(options.local_capacity)}) {}
+
   static void destroy_objects(void*, void** objects, size_t n) noexcept {
-    for (size_t i = 0; i < n; ++i) delete static_cast<T*>(objects[i]);
+    for (size_t i = 0; i < n; ++i) Deleter()(static_cast<T*>(objects[i]));
   }
 
   friend struct internal::testing_hooks;
 
-  const factory_type factory_;
+  const internal::pool_factory<pointer> factory_;
   const std::function<void(T&)> reset_;
   const std::function<bool(const T&)> retain_if_;
   // Last: destroyed first, while the members above still exist.
   internal::engine engine_;
 };
 
-// syncpool::pool<T>::lease
+// syncpool::pool<T, Deleter>::lease
 //
 // Owns an object borrowed from a pool and puts it back when destroyed or
 // reset. Move-only. Empty when the pool had nothing and no factory.
-template <class T>
-class pool<T>::lease {
+//
+// It never turns into a std::unique_ptr or std::shared_ptr by itself (no
+// conversion operator), so an object cannot leave the pool unnoticed; say
+// so with release():
+//
+//   std::shared_ptr<T> keep = pool.borrow().release();  // the pool lets go
+template <class T, class Deleter>
+class pool<T, Deleter>::lease {
  public:
   lease() = default;
   lease(lease&& other) noexcept
@@ -197,15 +321,17 @@ class pool<T>::lease {
     if (pool_ != nullptr && obj_ != nullptr) pool_->put(std::move(obj_));
     obj_.reset();
   }
-  // Keeps the object out of the pool: the caller owns it.
-  std::unique_ptr<T> release() noexcept { return std::move(obj_); }
+  // Keeps the object out of the pool: the caller owns it (a pointer
+  // converts to std::shared_ptr<T> as any unique_ptr does). The lease is
+  // empty afterwards.
+  [[nodiscard]] pointer release() noexcept { return std::move(obj_); }
 
  private:
-  friend class pool<T>;
-  lease(pool<T>* p, std::unique_ptr<T> obj) : pool_(p), obj_(std::move(obj)) {}
+  friend class pool<T, Deleter>;
+  lease(pool* p, pointer obj) : pool_(p), obj_(std::move(obj)) {}
 
-  pool<T>* pool_ = nullptr;
-  std::unique_ptr<T> obj_;
+  pool* pool_ = nullptr;
+  pointer obj_;
 };
 
 }  // namespace syncpool

@@ -77,6 +77,8 @@
 #ifndef SYNCPOOL_POOL_RESOURCE_H_
 #define SYNCPOOL_POOL_RESOURCE_H_
 
+#include "syncpool/internal/config.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -84,6 +86,7 @@
 #include <vector>
 
 #include "syncpool/collect.h"
+#include "syncpool/pool_stats.h"
 
 namespace syncpool {
 
@@ -95,21 +98,24 @@ struct size_class;
 // syncpool::pool_resource_stats
 //
 // A snapshot of where a pool_resource's allocations were served from and
-// what it holds. Counters of running threads may move while it is taken.
+// what it holds, in the vocabulary of pool_stats (pool_stats.h): each size
+// class is a pool of blocks. Counters of running threads may move while it
+// is taken.
 struct pool_resource_stats {
-  struct counts {
-    std::size_t block_size = 0;         // the class size (0 in `total`)
-    uint64_t from_thread_cache = 0;     // the calling thread's own cache
-    uint64_t from_other_threads = 0;    // stolen from another thread's cache
-    uint64_t from_victim = 0;           // the victim generation
-    uint64_t from_upstream = 0;         // no block cached: carved from a chunk or a new upstream block
-    std::size_t bytes_cached = 0;       // free blocks held in the caches
-    std::size_t upstream_bytes = 0;     // memory held from upstream
+  // local_hits, stolen, victim_hits, misses and cached (blocks) as in
+  // pool_stats; a miss made a new block, carved from a chunk the class holds
+  // or taken from upstream.
+  struct counts : pool_stats {
+    std::size_t block_size = 0;      // the class size (0 in `total`)
+    std::size_t cached_bytes = 0;    // free blocks held in the caches, in bytes
+    std::size_t upstream_bytes = 0;  // memory held from upstream
   };
-  std::vector<counts> classes;          // one per size class, smallest first
-  counts total;                         // sums of the classes and the direct requests
-  uint64_t direct_allocations = 0;      // requests sent straight to upstream
-  std::size_t direct_bytes = 0;         // of which still held
+  std::vector<counts> classes;       // one per size class, smallest first
+  // Sums of the classes and the direct requests; a direct request counts as
+  // a miss, so local_hits + stolen + victim_hits + misses = allocate() calls.
+  counts total;
+  uint64_t direct_allocations = 0;   // requests sent straight to upstream
+  std::size_t direct_bytes = 0;      // of which still held
 };
 
 // syncpool::pool_resource
