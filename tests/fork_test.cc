@@ -156,7 +156,8 @@ TEST(ForkTest, ChildrenForkedWhileThreadsHammerThePoolsExitCleanly) {
       ++hung;
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       ++failed;
-      statuses += " " + std::to_string(status);
+      statuses += ' ';
+      statuses += std::to_string(status);
     }
   }
   stop.store(true);
