@@ -1,43 +1,49 @@
-// The slow paths of the pool engine: registration of threads and engines,
-// spilling and refilling between tiers, stealing, aging, thread exit.
+// The slow paths of the pool engine: thread caches (creation, revalidation,
+// spills and refills), the collector, thread exit, drain, fork.
 //
-// Lock order: registry mutex -> engine::mu_ -> cache_record::mu.
-// No user code (engine_client::destroy) ever runs while any of them is held:
-// what is destroyed is detached first, so that a destructor may re-enter the
-// engine (get, put, collect, flush) and find it consistent.
+// Who may touch a thread cache `c`:
+//   - its owner, inside a critical section (busy raised, and the key in its
+//     table checked after that): the fast paths and every slow path of the
+//     engine run so;
+//   - a collector holding the engine lock, once a fence covers a revocation
+//     newer than c's key and c's owner was seen out of any critical section
+//     (collect_pass_locked): the owner's next entry sees a key that does not
+//     match and waits in revalidate() for the engine lock;
+//   - drain() and thread exit, under the engine lock, when the owner cannot
+//     be using the engine.
+//
+// Lock order: registry mutex -> engine::mu_ -> class_shared::mu.
+// No user code (engine_client::destroy) runs while any of them is held.
+// Bookkeeping memory (engine_client::meta_alloc) may be asked for inside a
+// critical section but never under a lock.
 
 #include "syncpool/internal/engine.h"
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <new>
-#include <vector>
 
 #include "fork.h"
 
 namespace syncpool {
 namespace internal {
 
-// ---------------------------------------------------------------------------
-// batch and batch_list
-
 namespace {
 
-batch* make_batch(uint32_t capacity) noexcept {
-  const size_t bytes = offsetof(batch, items) + sizeof(void*) * std::max<uint32_t>(capacity, 1);
-  void* mem = ::operator new(bytes, std::nothrow);
-  if (mem == nullptr) return nullptr;
-  batch* b = static_cast<batch*>(mem);
-  b->next = nullptr;
-  b->count = 0;
-  b->capacity = capacity;
-  return b;
-}
-
-void free_batch(batch* b) noexcept { ::operator delete(static_cast<void*>(b)); }
+constexpr uint32_t kHooked = 1;  // the thread's exit hook is registered
+constexpr uint32_t kExited = 2;  // its caches were handed over: shared tiers only
+constexpr uint32_t kMaxSpares = 2;
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// batch_list
 
 void batch_list::push(batch* b) noexcept {
   b->next = head_;
@@ -69,15 +75,6 @@ void batch_list::splice(batch_list& other) noexcept {
   other.size_ = 0;
 }
 
-void* batch_list::pop_one() noexcept {
-  while (head_ != nullptr && head_->count == 0) free_batch(pop());
-  if (head_ == nullptr) return nullptr;
-  --size_;
-  void* obj = head_->items[--head_->count];
-  if (head_->count == 0) free_batch(pop());
-  return obj;
-}
-
 batch* batch_list::release() noexcept {
   batch* b = head_;
   head_ = tail_ = nullptr;
@@ -86,12 +83,83 @@ batch* batch_list::release() noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// The registry of live engines and the per-thread tables.
+// The asymmetric fence's heavy side.
+
+namespace {
+
+std::atomic<bool> g_pretend_no_membarrier{false};
+
+// Registers this process for MEMBARRIER_CMD_PRIVATE_EXPEDITED; false when
+// the kernel (or a seccomp filter) refuses.
+bool register_membarrier() noexcept {
+  const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+std::atomic<int>& membarrier_state() {
+  // -1: not yet known; 0: unavailable; 1: registered.
+  static std::atomic<int> state{-1};
+  return state;
+}
+
+[[maybe_unused]] bool membarrier_ready() noexcept {
+  std::atomic<int>& s = membarrier_state();
+  int v = s.load(std::memory_order_acquire);
+  if (v < 0) {
+    v = register_membarrier() ? 1 : 0;
+    s.store(v, std::memory_order_release);
+  }
+  return v == 1;
+}
+
+// Fences issued and completed: a revocation whose key was stored when
+// `started` read s is covered once `completed` >= s + 1 (the fence numbered
+// s + 1 began after the store).
+struct fence_counters {
+  std::mutex mu;  // one fence at a time, so that numbers mean order
+  std::atomic<uint64_t> started{0};
+  std::atomic<uint64_t> completed{0};
+};
+
+fence_counters& fences() {
+  static fence_counters* f = new fence_counters;
+  return *f;
+}
+
+// Makes every store before it visible to every thread's loads after it,
+// with a barrier on each CPU that runs one of our threads.
+void heavy_fence(bool use_membarrier) noexcept {
+  fence_counters& f = fences();
+  std::lock_guard<std::mutex> lock(f.mu);
+  f.started.fetch_add(1, std::memory_order_seq_cst);
+#ifdef SYNCPOOL_TSAN
+  // TSan's variant orders both sides with sequentially consistent atomics.
+  (void)use_membarrier;
+#else
+  if (use_membarrier) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  f.completed.fetch_add(1, std::memory_order_seq_cst);
+}
+
+}  // namespace
+
+bool asymmetric_fence_available() noexcept {
+#ifdef SYNCPOOL_TSAN
+  // TSan's variant: both sides use sequentially consistent atomics.
+  return !g_pretend_no_membarrier.load(std::memory_order_relaxed);
+#else
+  return !g_pretend_no_membarrier.load(std::memory_order_relaxed) && membarrier_ready();
+#endif
+}
+
+// ---------------------------------------------------------------------------
+// The registry: engine keys, active engines, pins, thread lists.
 
 // A collector's pin on an engine, on the collecting thread's stack. An
-// engine destroyed by what its own collect cycle destroys (an object that
-// owned its pool) finds the pin here, takes it over instead of waiting for
-// it, and clears `e` so that the collector does not touch it again.
+// engine destroyed by what its own collect cycle destroys (an item that
+// owned its pool) takes the pin over instead of waiting for it.
 struct pin_frame {
   engine* e;
   pin_frame* up;
@@ -99,29 +167,46 @@ struct pin_frame {
 
 namespace {
 thread_local constinit pin_frame* t_pins = nullptr;
+std::atomic<uint64_t> g_next_key{1};
+
+uint64_t new_key() noexcept { return g_next_key.fetch_add(1, std::memory_order_relaxed); }
 }  // namespace
 
 struct engine_registry final : fork_participant {
   std::mutex mu;
   std::condition_variable unpinned;
-  std::vector<engine*> engines;  // by id; nullptr where free
-  std::vector<uint32_t> free_ids;
-  uint64_t next_serial = 1;
-
-  engine_registry() : fork_participant(rank::engines) {}
+  engine* active = nullptr;  // engines with caches or items (collect visits these)
 
   static engine_registry& get() {
-    // Never destroyed: threads and static pools may outlive any destructor
-    // order we could pick.
+    // Never destroyed: threads and static pools may outlive any order.
     static engine_registry* r = [] {
       auto* reg = new engine_registry;
-      reg->enlist();
+      reg->enlist(0);
       return reg;
     }();
     return *r;
   }
 
-  // Pins `e` for the calling thread (registry lock held).
+  void activate(engine* e) {
+    if (e->active_) return;
+    e->active_ = true;
+    e->active_prev_ = nullptr;
+    e->active_next_ = active;
+    if (active != nullptr) active->active_prev_ = e;
+    active = e;
+  }
+  void deactivate(engine* e) {
+    if (!e->active_) return;
+    e->active_ = false;
+    if (e->active_prev_ != nullptr) {
+      e->active_prev_->active_next_ = e->active_next_;
+    } else {
+      active = e->active_next_;
+    }
+    if (e->active_next_ != nullptr) e->active_next_->active_prev_ = e->active_prev_;
+    e->active_next_ = e->active_prev_ = nullptr;
+  }
+
   void pin(engine* e, pin_frame& f) {
     ++e->pins_;
     f = pin_frame{e, t_pins};
@@ -137,623 +222,1055 @@ struct engine_registry final : fork_participant {
     unpinned.notify_all();
   }
 
-  // fork(): registry, then each engine, then each of its records.
-  void lock_for_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // fork(): the registry, then every active engine and its classes. An
+  // engine with no cache and no item holds its lock only in revalidate(),
+  // under this mutex (see there).
+  void lock_for_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (r != rank::engines) return;
+    fences().mu.lock();
     mu.lock();
-    for (engine* e : engines) {
-      if (e == nullptr) continue;
+    for (engine* e = active; e != nullptr; e = e->active_next_) {
       e->mu_.lock();
-      for (cache_record* r = e->records_; r != nullptr; r = r->next) r->mu.lock();
+      for (uint32_t k = 0; k < e->nclasses_; ++k) {
+        if (class_shared* sh = e->shared(k)) sh->mu.lock();
+      }
     }
   }
-  void unlock_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    for (engine* e : engines) {
-      if (e == nullptr) continue;
-      for (cache_record* r = e->records_; r != nullptr; r = r->next) r->mu.unlock();
+  void unlock_after_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (r != rank::engines) return;
+    for (engine* e = active; e != nullptr; e = e->active_next_) {
+      for (uint32_t k = 0; k < e->nclasses_; ++k) {
+        if (class_shared* sh = e->shared(k)) sh->mu.unlock();
+      }
       e->mu_.unlock();
     }
     mu.unlock();
+    fences().mu.unlock();
   }
-  void reset_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    new (&mu) std::mutex();
-    new (&unpinned) std::condition_variable();
-    for (engine* e : engines) {
-      if (e == nullptr) continue;
-      e->mu_.reset_after_fork();
-      for (cache_record* r = e->records_; r != nullptr; r = r->next) r->mu.reset_after_fork();
-      // Pins of collectors that do not exist here are gone; this thread's
-      // own (fork() from a collect callback) are counted again below.
-      e->pins_ = 0;
-      e->adopt_records_of_absent_threads();
-    }
-    for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
-      if (f->e != nullptr) ++f->e->pins_;
-    }
-  }
+  void reset_after_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS;
 };
 
-namespace {
 
-// Set once a thread has handed its records over at exit: from then on its
-// calls go to the engines' shared tiers.
-thread_local constinit bool t_exited = false;
+std::mutex& engine::registry_mutex() noexcept { return engine_registry::get().mu; }
+
+// ---------------------------------------------------------------------------
+// Thread lists and thread exit
+
+namespace {
 
 struct thread_exit_hook {
   ~thread_exit_hook() { release_this_thread(); }
 };
 
-// Makes sure t_records has a slot for engine `id`. False when the thread is
-// exiting or out of memory.
-bool reserve_record_slot(uint32_t id) noexcept {
-  if (ABSL_PREDICT_FALSE(t_exited)) return false;
-  if (t_records == nullptr) {
-    // Constructing the hook registers its destructor for this thread's exit.
-    static thread_local thread_exit_hook hook;
-    (void)hook;
-  }
-  if (id < t_record_count) return true;
-  const uint32_t size = std::max<uint32_t>(id + 1, t_record_count * 2);
-  auto** grown = new (std::nothrow) cache_record*[size]();
-  if (grown == nullptr) return false;
-  if (t_record_count != 0) std::memcpy(grown, t_records, sizeof(cache_record*) * t_record_count);
-  delete[] t_records;
-  t_records = grown;
-  t_record_count = size;
-  return true;
+void ensure_exit_hook(thread_state& t) {
+  if ((t.flags & kHooked) != 0) return;
+  // Constructing it registers its destructor for this thread's exit
+  // (__cxa_thread_atexit: glibc's own calloc, not operator new).
+  static thread_local thread_exit_hook hook;
+  (void)hook;
+  t.flags |= kHooked;
 }
 
-void free_record(cache_record* r) noexcept {
-  if (r->slot_batch != nullptr) free_batch(r->slot_batch);
-  while (batch* b = r->spares) {
-    r->spares = b->next;
-    free_batch(b);
+// Both under the registry lock.
+void unlink_from_owner(thread_cache* c) {
+  thread_state* t = c->owner;
+  if (t == nullptr) return;
+  // Its entries in the owner's table go too: whatever keys engines get
+  // later, nothing can reach freed memory through them. The owner may be
+  // writing an entry meanwhile (it writes the cache, then the key): only a
+  // key that still sits beside `c` is zeroed, with a compare-and-swap, so
+  // at worst a fresh entry of the owner's is lost (it finds its cache again
+  // on its slow path).
+  for (tls_slot& s : t->slots) {
+    if (s.cache.load(std::memory_order_relaxed) != c) continue;
+    uint64_t k = s.key.load(std::memory_order_relaxed);
+    if (k != 0) s.key.compare_exchange_strong(k, 0, std::memory_order_relaxed);
   }
-  delete r;
+  if (c->tprev != nullptr) {
+    c->tprev->tnext = c->tnext;
+  } else {
+    t->owned = c->tnext;
+  }
+  if (c->tnext != nullptr) c->tnext->tprev = c->tprev;
+  c->tnext = c->tprev = nullptr;
+  c->owner = nullptr;
 }
+
+void link_to_owner(thread_cache* c, thread_state& t) {
+  c->owner = &t;
+  c->tprev = nullptr;
+  c->tnext = t.owned;
+  if (t.owned != nullptr) t.owned->tprev = c;
+  t.owned = c;
+}
+
+// A batch on its way to destruction carries its class in `origin`.
+const thread_cache* class_tag(uint32_t cls) noexcept {
+  return reinterpret_cast<const thread_cache*>(uintptr_t{cls});
+}
+
+// What a collect pass leaves to do once its locks are dropped.
+struct pass_result {
+  batch_list dead;
+  thread_cache* to_free = nullptr;
+};
 
 }  // namespace
 
 void release_this_thread() noexcept {
-  if (t_exited) return;
+  thread_state& t = t_thread;
+  if ((t.flags & kExited) != 0) return;
   engine_registry& reg = engine_registry::get();
   {
     std::lock_guard<std::mutex> lock(reg.mu);
-    for (uint32_t i = 0; i < t_record_count; ++i) {
-      cache_record* r = t_records[i];
-      if (r == nullptr) continue;
-      if (r->owner_engine != nullptr) r->owner_engine->adopt(r);
-      free_record(r);
-      t_records[i] = nullptr;
+    while (thread_cache* c = t.owned) {
+      engine* e = c->eng;
+      lock_guard elock(e->mu_);
+      e->hand_over_locked(c);
+      // An orphan now: a collector frees it, or a new thread takes it over.
+      unlink_from_owner(c);
     }
+    t.flags |= kExited;
   }
-  delete[] t_records;
-  t_records = nullptr;
-  t_record_count = 0;
-  t_exited = true;
+  for (tls_slot& s : t.slots) s.key.store(0, std::memory_order_relaxed);
+}
+
+void engine::hand_over_locked(thread_cache* c) {
+  // What missed a cycle is a victim already; the rest stays primary (the
+  // depot), for other threads to take.
+  const bool aged = c->aged_cycle != cycle_;
+  for (uint32_t i = 0; i < c->nclasses; ++i) {
+    class_slots& cs = c->cls[i];
+    if (cs.items == nullptr) continue;
+    const uint32_t n = cs.count.load(std::memory_order_relaxed);
+    batch* b = batch::of_items(cs.items);
+    cs.items = nullptr;
+    cs.capacity = 0;
+    cs.count.store(0, std::memory_order_relaxed);
+    if (n == 0) {
+      free_batch(b);
+      continue;
+    }
+    b->count = n;
+    b->origin = nullptr;
+    class_shared* sh = shared(c->base + i);
+    spin_lock_guard slock(sh->mu);
+    (aged ? sh->victim : sh->depot).push(b);
+    sh->available.fetch_add(n, std::memory_order_relaxed);
+  }
+  c->weight = 0;
 }
 
 // ---------------------------------------------------------------------------
 // engine: construction, destruction
 
-engine::engine(engine_client client, engine_config config)
-    : client_(client),
-      capacity_(std::max<uint32_t>(config.local_capacity, 1)),
-      // A spill moves three quarters of the slots: fewer trips to the shared
-      // tier than halves, and still room on both sides against ping-pong.
-      batch_size_(std::max<uint32_t>(capacity_ - capacity_ / 4, 1)) {
-  engine_registry& reg = engine_registry::get();
-  std::lock_guard<std::mutex> lock(reg.mu);
-  if (!reg.free_ids.empty()) {
-    id_ = reg.free_ids.back();
-    reg.free_ids.pop_back();
-    reg.engines[id_] = this;
-  } else {
-    id_ = static_cast<uint32_t>(reg.engines.size());
-    reg.engines.push_back(this);
-  }
-  serial_ = reg.next_serial++;
-}
+engine::engine(const engine_client* client, void* ctx, engine_config config) noexcept
+    : key_(new_key()),
+      client_(client),
+      ctx_(ctx),
+      nclasses_(std::max<uint32_t>(config.classes, 1)),
+      budget_(std::max<uint64_t>(config.budget, 1)) {}
 
-engine::~engine() { destroy_chain(client_, quiesce_and_take_all(/*unregister=*/true)); }
+engine::~engine() { drain(/*destroy=*/true); }
 
-batch* engine::quiesce_and_take_all(bool unregister) noexcept {
-  engine_registry& reg = engine_registry::get();
-  // Under the registry lock throughout: a collector that aged this engine
-  // has finished destroying what it took (pins_ == 0), none can start before
-  // we have taken everything, and a thread exiting now either hands its
-  // record over first or finds it orphaned.
-  std::unique_lock<std::mutex> lock(reg.mu);
-  // Pins this very thread holds (we are being destroyed by what one of our
-  // own collect cycles destroys) are taken over, not waited for.
-  for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
-    if (f->e == this) {
-      f->e = nullptr;
-      --pins_;
-    }
-  }
-  reg.unpinned.wait(lock, [this] { return pins_ == 0; });
-  lock_guard elock(mu_);
-  batch* all = take_all_locked();
-  if (unregister) {
-    reg.engines[id_] = nullptr;
-    reg.free_ids.push_back(id_);
-    // The records stay in their owners' tables until an owner comes back
-    // for the id or exits, but they are husks: no slots, no spares, and an
-    // epoch that never matches, so no engine that takes the id next can be
-    // served by them, however its counters compare with ours.
-    for (cache_record* r = records_; r != nullptr; r = r->next) {
-      r->owner_engine = nullptr;
-      r->epoch_seen = cache_record::kDeadEpoch;
-      r->capacity.store(0, std::memory_order_relaxed);
-      r->slots = nullptr;
-      if (r->slot_batch != nullptr) free_batch(r->slot_batch);
-      r->slot_batch = nullptr;
-      while (batch* b = r->spares) {
-        r->spares = b->next;
-        free_batch(b);
-      }
-      r->spare_count = 0;
-    }
-    records_ = nullptr;
-  }
-  return all;
-}
-
-void engine::destroy_chain(engine_client client, batch* b) noexcept {
+void engine::destroy_chain(const engine_client* client, void* ctx, batch* b) noexcept {
   while (b != nullptr) {
     batch* next = b->next;
-    if (b->count != 0) client.destroy(client.ctx, b->items, b->count);
-    free_batch(b);
+    const auto cls = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(b->origin));
+    if (b->count != 0) client->destroy(ctx, cls, b->items, b->count);
+    client->meta_free(ctx, b, batch::bytes_for(b->capacity), alignof(batch));
     b = next;
   }
 }
 
 // ---------------------------------------------------------------------------
-// engine: per-thread records
+// engine: memory for caches and batches
 
-cache_record* engine::existing_record() const noexcept {
-  if (id_ >= t_record_count) return nullptr;
-  cache_record* r = t_records[id_];
-  if (r == nullptr || r->owner_engine != this || r->engine_serial != serial_) return nullptr;
-  return r;
-}
-
-cache_record* engine::this_thread_record() {
-  if (!reserve_record_slot(id_)) return nullptr;
-  cache_record* r = t_records[id_];
-  if (r != nullptr && r->owner_engine == this && r->engine_serial == serial_) {
-    return ensure_slots(r) ? r : nullptr;
+batch* engine::new_batch(thread_cache* c, uint32_t capacity) noexcept {
+  if (c != nullptr) {
+    for (batch** p = &c->spares; *p != nullptr; p = &(*p)->next) {
+      if ((*p)->capacity == capacity) {
+        batch* b = *p;
+        *p = b->next;
+        --c->spare_count;
+        b->next = nullptr;
+        b->count = 0;
+        return b;
+      }
+    }
   }
-  if (r != nullptr) {
-    // Left behind by a destroyed engine that had our id; it holds nothing.
-    free_record(r);
-    t_records[id_] = nullptr;
-  }
-  r = new (std::nothrow) cache_record;
-  if (r == nullptr) return nullptr;
-  r->slot_batch = make_batch(capacity_);
-  if (r->slot_batch == nullptr) {
-    delete r;
-    return nullptr;
-  }
-  r->slots = r->slot_batch->items;
-  r->capacity.store(capacity_, std::memory_order_relaxed);
-  r->owner_engine = this;
-  r->engine_serial = serial_;
-  {
-    lock_guard lock(mu_);
-    r->epoch_seen = epoch_.load(std::memory_order_relaxed);
-    r->next = records_;
-    if (records_ != nullptr) records_->prev = r;
-    records_ = r;
-  }
-  t_records[id_] = r;
-  return r;
-}
-
-namespace {
-constexpr uint32_t kMaxSpares = 2;
-}  // namespace
-
-batch* engine::take_spare(cache_record* r) noexcept {
-  batch* b = r->spares;
-  if (b == nullptr) return make_batch(capacity_);
-  r->spares = b->next;
-  --r->spare_count;
+  void* mem = client_->meta_alloc(ctx_, batch::bytes_for(capacity), alignof(batch));
+  if (mem == nullptr) return nullptr;
+  auto* b = static_cast<batch*>(mem);
   b->next = nullptr;
+  b->origin = nullptr;
+  b->count = 0;
+  b->capacity = capacity;
   return b;
 }
 
-void engine::give_spare(cache_record* r, batch* b) noexcept {
-  // Only a full-size batch may serve: spill() and take_slots() fill it with
-  // up to capacity_ objects. (Batches of exiting threads hold one object.)
-  if (b->capacity != capacity_ || r->spare_count == kMaxSpares) {
+void engine::free_batch(batch* b) noexcept {
+  client_->meta_free(ctx_, b, batch::bytes_for(b->capacity), alignof(batch));
+}
+
+void engine::keep_spare(thread_cache* c, batch* b) noexcept {
+  if (c == nullptr || c->spare_count >= kMaxSpares) {
     free_batch(b);
     return;
   }
   b->count = 0;
-  b->next = r->spares;
-  r->spares = b;
-  ++r->spare_count;
+  b->next = c->spares;
+  c->spares = b;
+  ++c->spare_count;
 }
 
-batch* engine::take_slots(cache_record* r) noexcept {
-  const uint32_t n = r->count.load(std::memory_order_relaxed);
-  if (n == 0) return nullptr;
-  batch* old = r->slot_batch;
-  old->count = n;
-  batch* fresh = take_spare(r);
-  r->slot_batch = fresh;
-  r->slots = fresh != nullptr ? fresh->items : nullptr;
-  r->capacity.store(fresh != nullptr ? capacity_ : 0, std::memory_order_relaxed);
-  r->count.store(0, std::memory_order_relaxed);
-  return old;
+namespace {
+// The class table starts inline, with room for a few classes.
+constexpr uint32_t kInlineClasses = 2;
+constexpr std::size_t kCacheBytes = sizeof(thread_cache) + sizeof(class_slots) * kInlineClasses;
+}  // namespace
+
+thread_cache* engine::new_cache() noexcept {
+  void* mem = client_->meta_alloc(ctx_, kCacheBytes, alignof(thread_cache));
+  if (mem == nullptr) return nullptr;
+  auto* c = new (mem) thread_cache;
+  c->cls = reinterpret_cast<class_slots*>(static_cast<char*>(mem) + sizeof(thread_cache));
+  for (uint32_t i = 0; i < kInlineClasses; ++i) new (&c->cls[i]) class_slots;
+  c->nclasses = 0;  // covers no class yet: cover_class() sets the base
+  c->budget = budget_;
+  c->eng = this;
+  return c;
 }
 
-bool engine::ensure_slots(cache_record* r) noexcept {
-  if (ABSL_PREDICT_TRUE(r->slot_batch != nullptr)) return true;
-  batch* b = take_spare(r);
-  if (b == nullptr) return false;
-  r->slot_batch = b;
-  r->slots = b->items;
-  r->capacity.store(capacity_, std::memory_order_relaxed);
-  return true;
-}
-
-void engine::sync_epoch(cache_record* r, bool may_destroy) noexcept {
-  if (ABSL_PREDICT_TRUE(r->epoch_seen == epoch_.load(std::memory_order_acquire))) return;
-  batch* dead = nullptr;
-  {
-    lock_guard lock(mu_);
-    const uint64_t now = epoch_.load(std::memory_order_relaxed);
-    const uint64_t missed = now - r->epoch_seen;
-    r->epoch_seen = now;
-    batch* old = take_slots(r);
-    if (old == nullptr) return;
-    if (missed == 1 || !may_destroy) {
-      // One cycle passed since these were primary: they are victims now.
-      victim_.push(old);
-      return;
-    }
-    dead = old;
+void engine::free_cache(thread_cache* c) noexcept {
+  for (uint32_t i = 0; i < c->nclasses; ++i) {
+    if (c->cls[i].items != nullptr) free_batch(batch::of_items(c->cls[i].items));
   }
-  // Detached and the record consistent: a destructor may re-enter.
-  destroy_chain(client_, dead);
+  while (batch* b = c->spares) {
+    c->spares = b->next;
+    free_batch(b);
+  }
+  if (c->cls_bytes != 0) client_->meta_free(ctx_, c->cls, c->cls_bytes, alignof(class_slots));
+  c->~thread_cache();
+  client_->meta_free(ctx_, c, kCacheBytes, alignof(thread_cache));
 }
 
-bool engine::spill(cache_record* r) noexcept {
-  batch* b = take_spare(r);
-  if (b == nullptr) return false;
-  // The oldest objects leave; the newest (warmest in cache) stay private.
-  const uint32_t n = r->count.load(std::memory_order_relaxed);
-  const uint32_t moved = std::min(batch_size_, n);
-  std::memcpy(b->items, r->slots, sizeof(void*) * moved);
-  std::memmove(r->slots, r->slots + moved, sizeof(void*) * (n - moved));
-  b->count = moved;
-  r->count.store(n - moved, std::memory_order_relaxed);
-  spin_lock_guard lock(r->mu);
-  r->shared.push(b);
-  r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
-  return true;
+void engine::free_caches(thread_cache* list) noexcept {
+  while (list != nullptr) {
+    thread_cache* next = list->next;
+    free_cache(list);
+    list = next;
+  }
 }
 
-void engine::refill(cache_record* r, batch* b) noexcept {
-  // The caller found r's slots empty.
-  std::memcpy(r->slots, b->items, sizeof(void*) * b->count);
-  r->count.store(b->count, std::memory_order_relaxed);
-  give_spare(r, b);
-}
-
-// ---------------------------------------------------------------------------
-// engine: slow paths of get and put
-
-void* engine::get_slow() {
-  cache_record* r = this_thread_record();
-  if (r != nullptr) {
-    sync_epoch(r, /*may_destroy=*/true);
-    // What sync_epoch destroyed may have re-entered and used the slots
-    // (taken the spares, say): the record must still have an array.
-    if (!ensure_slots(r)) r = nullptr;
+bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
+  // Owner, inside its critical section. The table covers a contiguous range
+  // of classes, so that a thread using one class pays for one entry.
+  if (c->nclasses == 0) {
+    lock_guard lock(mu_);  // stats() reads the range under the engine lock
+    c->base = cls;
+    c->nclasses = 1;
+    return true;
   }
-  if (ABSL_PREDICT_FALSE(r == nullptr)) {
-    // An exiting thread (or no memory for a record): shared tiers only.
-    lock_guard lock(mu_);
-    void* obj = orphans_.pop_one();
-    if (obj != nullptr) {
-      ++retired_.stolen;
-      return obj;
-    }
-    obj = victim_.pop_one();
-    if (obj != nullptr) {
-      ++retired_.victim_hits;
-    } else {
-      ++retired_.misses;
-    }
-    return obj;
-  }
-
-  auto pop = [r] {
-    const uint32_t n = r->count.load(std::memory_order_relaxed) - 1;
-    r->count.store(n, std::memory_order_relaxed);
-    return r->slots[n];
-  };
-  if (r->count.load(std::memory_order_relaxed) != 0) {
-    r->local_hits.bump();
-    return pop();
-  }
-
-  // 2. Our own shared queue.
-  if (r->shared_hint.load(std::memory_order_relaxed) != 0) {
-    batch* b;
-    {
-      spin_lock_guard lock(r->mu);
-      b = r->shared.pop();
-      r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
-    }
-    if (b != nullptr && b->count != 0) {
-      refill(r, b);
-      r->local_hits.bump();
-      return pop();
-    }
-    if (b != nullptr) free_batch(b);
-  }
-
-  // 3. Other threads' shared queues, then orphans of exited threads;
-  // 4. only then the victim, so that victims age out (as Go does).
-  batch* b = nullptr;
-  void* obj = nullptr;
-  {
-    lock_guard lock(mu_);
-    for (cache_record* q = records_; q != nullptr && b == nullptr; q = q->next) {
-      if (q == r || q->shared_hint.load(std::memory_order_relaxed) == 0) continue;
-      spin_lock_guard qlock(q->mu);
-      b = q->shared.pop();
-      q->shared_hint.store(q->shared.size(), std::memory_order_relaxed);
-      if (b != nullptr && b->count == 0) {
-        free_batch(b);
-        b = nullptr;
+  uint32_t lo = std::min(c->base, cls);
+  uint32_t hi = std::max(c->base + c->nclasses, cls + 1);
+  if (c->cls_bytes == 0 && hi - lo <= kInlineClasses) {
+    // Still fits inline: shift the entries if the base moves down.
+    if (lo < c->base) {
+      const uint32_t shift = c->base - lo;
+      for (uint32_t i = c->nclasses; i-- > 0;) {
+        class_slots& from = c->cls[i];
+        class_slots& to = c->cls[i + shift];
+        to.count.store(from.count.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        to.capacity = from.capacity;
+        to.refill = from.refill;
+        to.items = from.items;
+        to.hits.add(from.hits.get() - to.hits.get());
+      }
+      for (uint32_t i = 0; i < shift; ++i) {
+        c->cls[i].~class_slots();
+        new (&c->cls[i]) class_slots;
       }
     }
-    if (b == nullptr) {
-      while ((b = orphans_.pop()) != nullptr && b->count == 0) free_batch(b);
-    }
-    if (b == nullptr) obj = victim_.pop_one();
+    lock_guard lock(mu_);  // stats() reads the table under the engine lock
+    c->base = lo;
+    c->nclasses = hi - lo;
+    return true;
   }
-  if (b != nullptr) {
-    refill(r, b);
-    r->stolen.bump();
-    return pop();
-  }
-  if (obj != nullptr) {
-    r->victim_hits.bump();
+  // Grow by half again, in the direction of the new class, to make room
+  // for its neighbours too.
+  const uint32_t span = hi - lo;
+  const uint32_t extra = std::max<uint32_t>(span / 2, 2);
+  if (cls < c->base) {
+    lo = lo > extra ? lo - extra : 0;
   } else {
-    r->misses.bump();
+    hi = std::min(nclasses_, hi + extra);
   }
-  return obj;
-}
-
-void engine::put_slow(void* obj) noexcept {
-  cache_record* r = this_thread_record();
-  if (r != nullptr) {
-    sync_epoch(r, /*may_destroy=*/true);
-    if (!ensure_slots(r)) r = nullptr;
+  const uint32_t want = hi - lo;
+  const std::size_t bytes = sizeof(class_slots) * want;
+  void* mem = client_->meta_alloc(ctx_, bytes, alignof(class_slots));
+  if (mem == nullptr) return false;
+  auto* table = static_cast<class_slots*>(mem);
+  for (uint32_t i = 0; i < want; ++i) new (&table[i]) class_slots;
+  for (uint32_t i = 0; i < c->nclasses; ++i) {
+    const class_slots& from = c->cls[i];
+    class_slots& to = table[c->base + i - lo];
+    to.count.store(from.count.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    to.capacity = from.capacity;
+    to.refill = from.refill;
+    to.items = from.items;
+    to.hits.add(from.hits.get());
   }
-  if (ABSL_PREDICT_FALSE(r == nullptr)) {
-    batch* b = make_batch(1);
-    if (b == nullptr) {
-      client_.destroy(client_.ctx, &obj, 1);
-      return;
-    }
-    b->items[0] = obj;
-    b->count = 1;
+  void* old = nullptr;
+  std::size_t old_bytes = 0;
+  {
     lock_guard lock(mu_);
-    orphans_.push(b);
-    return;
+    if (c->cls_bytes != 0) {
+      old = c->cls;
+      old_bytes = c->cls_bytes;
+    }
+    c->cls = table;
+    c->cls_bytes = bytes;
+    c->base = lo;
+    c->nclasses = want;
   }
-  if (r->count.load(std::memory_order_relaxed) == capacity_ && !spill(r)) {
-    client_.destroy(client_.ctx, &obj, 1);
-    return;
-  }
-  const uint32_t n = r->count.load(std::memory_order_relaxed);
-  r->slots[n] = obj;
-  r->count.store(n + 1, std::memory_order_relaxed);
+  if (old != nullptr) client_->meta_free(ctx_, old, old_bytes, alignof(class_slots));
+  return true;
 }
 
-void engine::put_many(void* const* objs, size_t n) noexcept {
-  for (size_t i = 0; i < n; ++i) put(objs[i]);
+bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
+  // Owner, inside its critical section.
+  class_slots& cs = slots_of(c, cls);
+  const uint32_t n = cs.count.load(std::memory_order_relaxed);
+  if (cs.items != nullptr && n < cs.capacity) return true;
+  const uint32_t cap = capacity_of(cls);
+  if (cs.items != nullptr && cs.capacity >= cap) return false;  // full: spill
+  // Arrays start small and double: a thread that keeps a few items of a
+  // class pays for a few slots.
+  const uint32_t want = cs.items == nullptr ? std::min<uint32_t>(cap, 4) : std::min<uint32_t>(cap, cs.capacity * 2);
+  batch* b = new_batch(c, want);
+  if (b == nullptr) return false;
+  // new_batch may have asked upstream, which may have called back into
+  // syncpool (flush_thread_cache(), say): read the slots only now.
+  const uint32_t now = cs.count.load(std::memory_order_relaxed);
+  if (cs.items != nullptr && now < cs.capacity) {
+    keep_spare(c, b);
+    return true;
+  }
+  batch* old = nullptr;
+  if (cs.items != nullptr) {
+    std::memcpy(b->items, cs.items, sizeof(void*) * now);
+    old = batch::of_items(cs.items);
+  }
+  cs.items = b->items;
+  cs.capacity = static_cast<uint16_t>(want);
+  if (old != nullptr) free_batch(old);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
-// engine: aging, draining, thread hand-over, flushing
+// engine: the calling thread's cache
 
-void engine::age(bool flush_caller) {
+thread_cache* engine::find_own_cache_locked(const thread_state& t) const {
+  for (thread_cache* c = caches_; c != nullptr; c = c->next) {
+    if (c->owner == &t) return c;
+  }
+  return nullptr;
+}
+
+void engine::age_cache_locked(thread_cache* c, batch_list* dead) {
+  const uint64_t missed = cycle_ - c->aged_cycle;
+  c->aged_cycle = cycle_;
+  if (missed == 0) return;
+  // Content that was primary when a cycle began is a victim after it, and
+  // dead after two.
+  detach_slots_locked(c, /*to_victim=*/missed == 1, dead);
+}
+
+void engine::detach_slots_locked(thread_cache* c, bool to_victim, batch_list* dead) {
+  for (uint32_t i = 0; i < c->nclasses; ++i) {
+    class_slots& cs = c->cls[i];
+    const uint32_t n = cs.count.load(std::memory_order_relaxed);
+    if (n == 0 || cs.items == nullptr) continue;
+    batch* b = batch::of_items(cs.items);
+    cs.items = nullptr;
+    cs.capacity = 0;
+    cs.count.store(0, std::memory_order_relaxed);
+    b->count = n;
+    if (to_victim) {
+      b->origin = nullptr;
+      class_shared* sh = shared(c->base + i);
+      spin_lock_guard slock(sh->mu);
+      sh->victim.push(b);
+      sh->available.fetch_add(n, std::memory_order_relaxed);
+    } else {
+      b->origin = class_tag(c->base + i);
+      dead->push(b);
+    }
+  }
+  c->weight = 0;
+}
+
+thread_cache* engine::revalidate(thread_state& t) {
+  if ((t.flags & kExited) != 0) return nullptr;
+  batch_list dead;
+  thread_cache* c = nullptr;
   engine_registry& reg = engine_registry::get();
-  pin_frame f;
+  auto install = [&](thread_cache* x) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    age_cache_locked(x, &dead);
+    const uint64_t key = key_.load(std::memory_order_relaxed);
+    x->valid_key = key;
+    x->active_cycle = cycle_;
+    tls_slot& slot = t.slots[key % kTlsSlots];
+    slot.cache.store(x, std::memory_order_relaxed);
+    slot.key.store(key, std::memory_order_relaxed);
+    reg.activate(this);
+  };
   {
-    std::lock_guard<std::mutex> lock(reg.mu);
-    reg.pin(this, f);
-  }
-  age_pinned(flush_caller);
-  reg.unpin(f);
-}
-
-void engine::age_pinned(bool flush_caller) noexcept {
-  // Pinned: drain() and the destructor wait for us, so the caller's slots
-  // may be moved even while release() runs on another thread.
-  if (flush_caller) {
-    if (cache_record* r = existing_record()) flush_record(r, /*may_destroy=*/false);
-  }
-  const engine_client client = client_;
-  batch* dead;
-  {
+    // The registry lock first: fork() locks only active engines, so an
+    // inactive engine's lock is taken only under this one.
+    std::lock_guard<std::mutex> rlock(reg.mu);
     lock_guard lock(mu_);
-    dead = victim_.release();
-    victim_.splice(orphans_);
-    for (cache_record* r = records_; r != nullptr; r = r->next) {
-      spin_lock_guard rlock(r->mu);
-      victim_.splice(r->shared);
-      r->shared_hint.store(0, std::memory_order_relaxed);
+    c = find_own_cache_locked(t);
+    if (c == nullptr) {
+      // An exited thread's cache is as good as a new one.
+      for (thread_cache* o = caches_; o != nullptr; o = o->next) {
+        if (o->owner == nullptr) {
+          c = o;
+          link_to_owner(c, t);
+          c->aged_cycle = cycle_;
+          break;
+        }
+      }
     }
-    epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    if (c != nullptr) install(c);
   }
-  // From here on `this` may be destroyed by what we destroy.
-  destroy_chain(client, dead);
-}
-
-batch* engine::take_all_locked() noexcept {
-  batch_list all;
-  all.splice(victim_);
-  all.splice(orphans_);
-  for (cache_record* r = records_; r != nullptr; r = r->next) {
+  if (c == nullptr) {
+    // Memory out of every lock (it may ask upstream), with the engine
+    // pinned meanwhile: an engine without caches may otherwise look idle
+    // to its face, which would give back the memory we are carving from.
+    pin_frame f;
     {
-      spin_lock_guard rlock(r->mu);
-      all.splice(r->shared);
-      r->shared_hint.store(0, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> rlock(reg.mu);
+      reg.pin(this, f);
     }
-    // Other threads' slots: the caller guarantees they are not in use.
-    if (batch* old = take_slots(r)) all.push(old);
-  }
-  return all.release();
-}
-
-void engine::drain(bool destroy) {
-  batch* b = quiesce_and_take_all(/*unregister=*/false);
-  if (destroy) {
-    destroy_chain(client_, b);
-    return;
-  }
-  while (b != nullptr) {
-    batch* next = b->next;
-    free_batch(b);
-    b = next;
-  }
-}
-
-void engine::adopt(cache_record* r) noexcept {
-  lock_guard lock(mu_);
-  const uint64_t now = epoch_.load(std::memory_order_relaxed);
-  const uint32_t n = r->count.load(std::memory_order_relaxed);
-  if (n != 0) {
-    r->slot_batch->count = n;
-    // Slots that missed a cycle are victims already; fresh ones stay primary.
-    (now == r->epoch_seen ? orphans_ : victim_).push(r->slot_batch);
-    r->slot_batch = nullptr;
-    r->slots = nullptr;
-    r->capacity.store(0, std::memory_order_relaxed);
-    r->count.store(0, std::memory_order_relaxed);
-  }
-  {
-    spin_lock_guard rlock(r->mu);
-    orphans_.splice(r->shared);
-    r->shared_hint.store(0, std::memory_order_relaxed);
-  }
-  retired_.local_hits += r->local_hits.get();
-  retired_.stolen += r->stolen.get();
-  retired_.victim_hits += r->victim_hits.get();
-  retired_.misses += r->misses.get();
-  if (r->prev != nullptr) r->prev->next = r->next;
-  if (r->next != nullptr) r->next->prev = r->prev;
-  if (records_ == r) records_ = r->next;
-  r->prev = r->next = nullptr;
-  r->owner_engine = nullptr;
-}
-
-void engine::flush_record(cache_record* r, bool may_destroy) noexcept {
-  sync_epoch(r, may_destroy);
-  batch* old = take_slots(r);
-  if (old == nullptr) return;
-  spin_lock_guard lock(r->mu);
-  r->shared.push(old);
-  r->shared_hint.store(r->shared.size(), std::memory_order_relaxed);
-}
-
-void engine::flush_this_thread() noexcept {
-  if (cache_record* r = existing_record()) flush_record(r, /*may_destroy=*/true);
-}
-
-void engine::adopt_records_of_absent_threads() noexcept {
-  for (cache_record* r = records_; r != nullptr;) {
-    cache_record* next = r->next;
-    // This thread's records are in its table; every other thread is gone.
-    if (existing_record() != r) {
-      adopt(r);
-      free_record(r);
+    c = new_cache();
+    {
+      std::lock_guard<std::mutex> rlock(reg.mu);
+      if (c != nullptr) {
+        lock_guard lock(mu_);
+        link_to_owner(c, t);
+        c->next = caches_;
+        if (caches_ != nullptr) caches_->prev = c;
+        caches_ = c;
+        c->aged_cycle = cycle_;
+        install(c);
+      }
+      t_pins = f.up;
+      if (f.e != nullptr) --pins_;
     }
-    r = next;
+    reg.unpinned.notify_all();
+    if (c == nullptr) return nullptr;
   }
+  ensure_exit_hook(t);
+  // Items that missed two cycles: destroyed here, with the cache consistent
+  // (a destructor may come back into the engine).
+  destroy_chain(client_, ctx_, dead.release());
+  return c;
 }
 
-engine_stats engine::stats() const {
-  lock_guard lock(mu_);
-  engine_stats s = retired_;
-  s.cached = victim_.size() + orphans_.size();
-  for (const cache_record* r = records_; r != nullptr; r = r->next) {
-    s.local_hits += r->local_hits.get();
-    s.stolen += r->stolen.get();
-    s.victim_hits += r->victim_hits.get();
-    s.misses += r->misses.get();
-    s.cached += r->count.load(std::memory_order_relaxed) +
-                r->shared_hint.load(std::memory_order_relaxed);
+thread_cache* engine::own_cache(uint32_t cls) {
+  thread_state& t = t_thread;
+  for (int tries = 0; tries < 4; ++tries) {
+    const uint64_t key = load_key();
+    const tls_slot& s = t.slots[key % kTlsSlots];
+    thread_cache* c = s.key.load(std::memory_order_relaxed) == key ? s.cache.load(std::memory_order_relaxed) : nullptr;
+    if (c == nullptr) {
+      // Revoked (or new): the engine lock orders us after any collector.
+      c = revalidate(t);
+      if (c == nullptr) return nullptr;
+      continue;  // the key may have moved again meanwhile
+    }
+    if (cls - c->base >= c->nclasses && !cover_class(c, cls)) return nullptr;
+    return c;
+  }
+  return nullptr;
+}
+
+engine::scope engine::enter_slow(uint32_t cls) {
+  scope s;
+  s.depth = enter(t_thread);
+  try {
+    s.cache = own_cache(cls);
+  } catch (...) {
+    s.cache = nullptr;
   }
   return s;
 }
 
+void engine::leave_slow(const scope& s) noexcept { leave(t_thread, s.depth); }
+
+uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
+  if (s.cache == nullptr) return 1;
+  class_slots& cs = slots_of(s.cache, cls);
+  const uint32_t most = batch_of(cls);
+  const uint32_t n = cs.refill == 0 ? std::min<uint32_t>(2, most) : cs.refill;
+  cs.refill = static_cast<uint16_t>(std::min(most, n * 2));
+  return std::max<uint32_t>(n, 1);
+}
+
 // ---------------------------------------------------------------------------
-// testing_hooks
+// engine: spills and refills (the owner, inside its critical section)
 
-uint64_t testing_hooks::next_engine_serial() noexcept {
-  engine_registry& reg = engine_registry::get();
-  std::lock_guard<std::mutex> lock(reg.mu);
-  return reg.next_serial;
+bool engine::spill(thread_cache* c, uint32_t cls) noexcept {
+  if (slots_of(c, cls).count.load(std::memory_order_relaxed) == 0) return true;
+  batch* b = new_batch(c, capacity_of(cls));
+  if (b == nullptr) return false;
+  // new_batch may have called out: read the slots only now.
+  class_slots& cs = slots_of(c, cls);
+  const uint32_t n = cs.count.load(std::memory_order_relaxed);
+  const uint32_t moved = std::min(n, batch_of(cls));
+  // The oldest leave; the newest (warm in cache) stay.
+  std::memcpy(b->items, cs.items, sizeof(void*) * moved);
+  std::memmove(cs.items, cs.items + moved, sizeof(void*) * (n - moved));
+  cs.count.store(n - moved, std::memory_order_relaxed);
+  b->count = moved;
+  b->origin = c;
+  c->weight -= weight_of(cls) * moved;
+  if (moved == 0) {
+    keep_spare(c, b);
+    return true;
+  }
+  class_shared* sh = shared(cls);
+  spin_lock_guard lock(sh->mu);
+  sh->depot.push(b);
+  sh->available.fetch_add(moved, std::memory_order_relaxed);
+  return true;
 }
 
-void testing_hooks::set_next_engine_serial(uint64_t serial) noexcept {
-  engine_registry& reg = engine_registry::get();
-  std::lock_guard<std::mutex> lock(reg.mu);
-  reg.next_serial = serial;
+void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
+  // The depot first (primary): a whole batch moves into the slots. Then the
+  // victim, one item per call and never into the slots, so that victims
+  // age out unless asked for one by one (as Go does).
+  class_shared* sh = shared(cls);
+  if (sh == nullptr || sh->available.load(std::memory_order_relaxed) == 0) return nullptr;
+  batch* b = nullptr;
+  {
+    spin_lock_guard lock(sh->mu);
+    b = sh->depot.pop();
+    if (b == nullptr) {
+      b = sh->victim.pop();
+      if (b == nullptr) return nullptr;
+      void* item = nullptr;
+      if (b->count != 0) {
+        item = b->items[--b->count];
+        sh->available.fetch_sub(1, std::memory_order_relaxed);
+      }
+      if (b->count != 0) {
+        b->next = nullptr;
+        sh->victim.push(b);
+      } else {
+        keep_spare(c, b);
+      }
+      if (item != nullptr) sh->victim_hits.fetch_add(1, std::memory_order_relaxed);
+      return item;
+    }
+    sh->available.fetch_sub(b->count, std::memory_order_relaxed);
+  }
+  if (b->count == 0) {
+    keep_spare(c, b);
+    return nullptr;
+  }
+  void* item = b->items[--b->count];
+  if (b->origin == c) {
+    sh->retired_hits.fetch_add(1, std::memory_order_relaxed);  // its own spill: a local hit
+  } else {
+    sh->stolen.fetch_add(1, std::memory_order_relaxed);
+  }
+  class_slots& cs = slots_of(c, cls);
+  const uint64_t w = weight_of(cls);
+  if (cs.items == nullptr) {
+    // No array (a collector took it, or never had one): the batch becomes
+    // the array.
+    cs.items = b->items;
+    cs.capacity = static_cast<uint16_t>(b->capacity);
+    cs.count.store(b->count, std::memory_order_relaxed);
+    c->weight += w * b->count;
+    return item;
+  }
+  const uint32_t n = cs.count.load(std::memory_order_relaxed);
+  const uint32_t taken = std::min(cs.capacity - n, b->count);
+  if (taken != 0) {
+    std::memcpy(cs.items + n, b->items + (b->count - taken), sizeof(void*) * taken);
+    cs.count.store(n + taken, std::memory_order_relaxed);
+    b->count -= taken;
+    c->weight += w * taken;
+  }
+  if (b->count == 0) {
+    keep_spare(c, b);
+  } else {
+    spin_lock_guard lock(sh->mu);
+    sh->depot.push(b);
+    sh->available.fetch_add(b->count, std::memory_order_relaxed);
+  }
+  return item;
 }
 
-void testing_hooks::set_epoch(engine& e, uint64_t epoch) noexcept {
-  lock_guard lock(e.mu_);
-  // The records see a jump of several cycles, as after a long idle spell.
-  e.epoch_.store(epoch, std::memory_order_release);
+void* engine::take_shared(uint32_t cls) {
+  class_shared* sh = shared(cls);
+  if (sh == nullptr) return nullptr;
+  if (sh->available.load(std::memory_order_relaxed) != 0) {
+    spin_lock_guard lock(sh->mu);
+    for (batch_list* l : {&sh->depot, &sh->victim}) {
+      batch* b = l->pop();
+      if (b == nullptr) continue;
+      sh->available.fetch_sub(b->count, std::memory_order_relaxed);
+      void* item = b->count != 0 ? b->items[--b->count] : nullptr;
+      if (b->count != 0) {
+        l->push(b);
+        sh->available.fetch_add(b->count, std::memory_order_relaxed);
+      } else {
+        free_batch(b);
+      }
+      if (item != nullptr) {
+        (l == &sh->victim ? sh->victim_hits : sh->stolen).fetch_add(1, std::memory_order_relaxed);
+        return item;
+      }
+    }
+  }
+  sh->misses.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void engine::give_shared(uint32_t cls, void* item) noexcept {
+  batch* b = new_batch(nullptr, 1);
+  if (b == nullptr) {
+    client_->destroy(ctx_, cls, &item, 1);  // no memory to keep it
+    return;
+  }
+  b->items[0] = item;
+  b->count = 1;
+  class_shared* sh = shared(cls);
+  // Items reach a collector only through active engines.
+  engine_registry& reg = engine_registry::get();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  reg.activate(this);
+  spin_lock_guard slock(sh->mu);
+  sh->depot.push(b);
+  sh->available.fetch_add(1, std::memory_order_relaxed);
+}
+
+void* engine::take(scope& s, uint32_t cls) {
+  thread_cache* c = s.cache;
+  if (ABSL_PREDICT_FALSE(c == nullptr)) return take_shared(cls);
+  class_slots& cs = slots_of(c, cls);
+  const uint32_t n = cs.count.load(std::memory_order_relaxed);
+  if (n != 0) {
+    // The slots had one after all (the cache was just revalidated).
+    void* item = cs.items[n - 1];
+    cs.count.store(n - 1, std::memory_order_relaxed);
+    c->weight -= weight_of(cls);
+    cs.hits.bump();
+    return item;
+  }
+  void* item = refill_from_shared(c, cls);
+  if (item == nullptr) {
+    if (class_shared* sh = shared(cls)) sh->misses.fetch_add(1, std::memory_order_relaxed);
+  }
+  return item;
+}
+
+void engine::give(scope& s, uint32_t cls, void* item) noexcept {
+  thread_cache* c = s.cache;
+  if (c != nullptr) {
+    const uint64_t w = weight_of(cls);
+    // Room in the array: grow it, or spill its oldest batch when it is at
+    // full capacity; then, while the budget is what is full, spill the
+    // other classes in turn, this one last.
+    bool ok = make_room_in_array(c, cls) || (spill(c, cls) && make_room_in_array(c, cls));
+    for (uint32_t i = 0; ok && c->weight + w > c->budget && i < c->nclasses; ++i) {
+      if (c->base + i != cls) ok = spill(c, c->base + i);
+    }
+    while (ok && c->weight + w > c->budget && slots_of(c, cls).count.load(std::memory_order_relaxed) != 0) {
+      ok = spill(c, cls);
+    }
+    class_slots& cs = slots_of(c, cls);
+    const uint32_t n = cs.count.load(std::memory_order_relaxed);
+    // (An item heavier than the whole budget goes to the depot below.)
+    if (ok && cs.items != nullptr && n < cs.capacity && c->weight + w <= c->budget) {
+      cs.items[n] = item;
+      cs.count.store(n + 1, std::memory_order_relaxed);
+      c->weight += w;
+      return;
+    }
+  }
+  // No cache (an exiting thread) or no memory: straight to the depot.
+  give_shared(cls, item);
+}
+
+void engine::flush_this_thread() noexcept {
+  thread_state& t = t_thread;
+  const uint32_t depth = enter(t);
+  const uint64_t key = load_key();
+  const tls_slot& s = t.slots[key % kTlsSlots];
+  if (s.key.load(std::memory_order_relaxed) == key) {
+    thread_cache* c = s.cache.load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i < c->nclasses; ++i) {
+      const uint32_t cls = c->base + i;
+      while (slots_of(c, cls).count.load(std::memory_order_relaxed) != 0 && spill(c, cls)) {
+      }
+    }
+  }
+  leave(t, depth);
+}
+
+// ---------------------------------------------------------------------------
+// engine: the collector
+
+bool engine::all_shared_empty_locked() const {
+  for (uint32_t k = 0; k < nclasses_; ++k) {
+    const class_shared* sh = shared(k);
+    if (sh != nullptr && sh->available.load(std::memory_order_relaxed) != 0) return false;
+  }
+  return true;
+}
+
+void engine::revoke_locked() {
+  const uint64_t key = new_key();
+  key_.store(key, std::memory_order_seq_cst);
+  // Read after the store: a fence numbered above this began after it.
+  revoked_fences_ = fences().started.load(std::memory_order_seq_cst);
+  revoked_key_ = key;
+  ++cycle_;
+}
+
+void engine::collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache** to_free) {
+  if (fences().completed.load(std::memory_order_seq_cst) >= revoked_fences_ + 1) {
+    fenced_key_ = std::max(fenced_key_, revoked_key_);
+  }
+  // Victims of the previous cycle die; primary items become the victim.
+  for (uint32_t k = 0; k < nclasses_; ++k) {
+    class_shared* sh = shared(k);
+    if (sh == nullptr || sh->available.load(std::memory_order_relaxed) == 0) continue;
+    spin_lock_guard slock(sh->mu);
+    batch_list old_victim;
+    old_victim.splice(sh->victim);
+    sh->victim.splice(sh->depot);
+    sh->available.store(sh->victim.size(), std::memory_order_relaxed);
+    while (batch* b = old_victim.pop()) {
+      b->origin = class_tag(k);
+      dead->push(b);
+    }
+  }
+  for (thread_cache* c = caches_; c != nullptr;) {
+    thread_cache* next = c->next;
+    if (c->owner == nullptr) {
+      // An exited thread's: its items are in the shared tiers already.
+      unlink_cache_locked(c);
+      c->next = *to_free;
+      *to_free = c;
+    } else if (fence_ok && c->valid_key < fenced_key_ && c->owner->busy.load(std::memory_order_seq_cst) == 0) {
+      // Its owner is out, and comes back only through revalidate(), which
+      // waits for this lock: the cache is ours for now.
+      bool had_items = false;
+      for (uint32_t i = 0; i < c->nclasses && !had_items; ++i) {
+        had_items = c->cls[i].count.load(std::memory_order_relaxed) != 0;
+      }
+      if (had_items) {
+        detach_slots_locked(c, /*to_victim=*/true, dead);
+        c->aged_cycle = cycle_;
+      } else if (c->active_cycle + 1 < cycle_) {
+        // Unused for a whole cycle and empty: its memory goes back too.
+        unlink_from_owner(c);
+        unlink_cache_locked(c);
+        c->next = *to_free;
+        *to_free = c;
+      }
+    }
+    c = next;
+  }
+}
+
+void engine::unlink_cache_locked(thread_cache* c) {
+  // Its hits live on in the classes' retired counters.
+  for (uint32_t i = 0; i < c->nclasses; ++i) {
+    const uint64_t h = c->cls[i].hits.get();
+    if (h == 0) continue;
+    if (class_shared* sh = shared(c->base + i)) sh->retired_hits.fetch_add(h, std::memory_order_relaxed);
+  }
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else {
+    caches_ = c->next;
+  }
+  if (c->next != nullptr) c->next->prev = c->prev;
+  c->next = c->prev = nullptr;
+}
+
+namespace {
+std::atomic<uint64_t> g_next_pass{1};
+}  // namespace
+
+void collect_all() noexcept {
+  const bool fence_ok = asymmetric_fence_available();
+  // Without the fence, idle threads' caches are out of reach; the calling
+  // thread at least counts as idle.
+  if (!fence_ok) flush_thread_cache_all();
+  engine_registry& reg = engine_registry::get();
+  const uint64_t pass = g_next_pass.fetch_add(1, std::memory_order_relaxed);
+  // 1. Revoke every active engine: a new key, a new cycle.
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    for (engine* e = reg.active; e != nullptr; e = e->active_next_) {
+      lock_guard elock(e->mu_);
+      e->revoke_locked();
+      e->pass_revoked_ = pass;
+    }
+  }
+  // 2. One fence for all of them.
+  heavy_fence(fence_ok);
+  // 3. Each engine in turn, pinned: age the shared tiers, take what idle
+  //    owners hold, free idle caches; then, out of the locks, destroy what
+  //    died (which may destroy engines, this one included).
+  for (;;) {
+    engine* e = nullptr;
+    pin_frame f;
+    pass_result r;
+    {
+      std::lock_guard<std::mutex> lock(reg.mu);
+      for (e = reg.active; e != nullptr && e->pass_done_ == pass; e = e->active_next_) {
+      }
+      if (e == nullptr) break;
+      e->pass_done_ = pass;
+      reg.pin(e, f);
+      lock_guard elock(e->mu_);
+      // An engine that became active after step 1 gets its cycle now; its
+      // caches wait for the next pass (no fence covers this revocation).
+      if (e->pass_revoked_ != pass) e->revoke_locked();
+      e->collect_pass_locked(fence_ok, &r.dead, &r.to_free);
+      if (e->caches_ == nullptr && r.to_free == nullptr && r.dead.empty() && e->all_shared_empty_locked()) {
+        reg.deactivate(e);
+      }
+    }
+    const engine_client* client = e->client_;
+    void* ctx = e->ctx_;
+    e->free_caches(r.to_free);
+    engine::destroy_chain(client, ctx, r.dead.release());
+    // `e` may be gone now (then f.e == nullptr).
+    if (f.e != nullptr && client->after_collect != nullptr) client->after_collect(ctx);
+    reg.unpin(f);
+  }
+}
+
+void engine::reopen() noexcept {
+  std::lock_guard<std::mutex> lock(engine_registry::get().mu);
+  closed_ = false;
+}
+
+void engine::collect() {
+  const bool fence_ok = asymmetric_fence_available();
+  if (!fence_ok) flush_this_thread();
+  engine_registry& reg = engine_registry::get();
+  pin_frame f;
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    if (closed_) return;  // release() is giving everything back right now
+    reg.pin(this, f);
+    lock_guard elock(mu_);
+    revoke_locked();
+  }
+  heavy_fence(fence_ok);
+  pass_result r;
+  const engine_client* client = client_;
+  void* ctx = ctx_;
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    lock_guard elock(mu_);
+    collect_pass_locked(fence_ok, &r.dead, &r.to_free);
+    if (caches_ == nullptr && r.to_free == nullptr && r.dead.empty() && all_shared_empty_locked()) {
+      reg.deactivate(this);
+    }
+  }
+  free_caches(r.to_free);
+  destroy_chain(client, ctx, r.dead.release());
+  // From here `this` may be gone (an item destroyed above owned it).
+  if (f.e != nullptr && client->after_collect != nullptr) client->after_collect(ctx);
+  reg.unpin(f);
+}
+
+// ---------------------------------------------------------------------------
+// engine: drain (release() and destruction)
+
+void engine::drain(bool destroy) {
+  engine_registry& reg = engine_registry::get();
+  batch_list all;
+  thread_cache* to_free = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(reg.mu);
+    // Pins this very thread holds (we are destroyed by what our own collect
+    // cycle destroys) are taken over, not waited for.
+    for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
+      if (f->e == this) {
+        f->e = nullptr;
+        --pins_;
+      }
+    }
+    reg.unpinned.wait(lock, [this] { return pins_ == 0; });
+    closed_ = true;
+    lock_guard elock(mu_);
+    while (thread_cache* c = caches_) {
+      detach_slots_locked(c, /*to_victim=*/false, &all);
+      unlink_from_owner(c);
+      unlink_cache_locked(c);
+      c->next = to_free;
+      to_free = c;
+    }
+    for (uint32_t k = 0; k < nclasses_; ++k) {
+      class_shared* sh = shared(k);
+      if (sh == nullptr) continue;
+      spin_lock_guard slock(sh->mu);
+      batch_list l;
+      l.splice(sh->depot);
+      l.splice(sh->victim);
+      sh->available.store(0, std::memory_order_relaxed);
+      while (batch* b = l.pop()) {
+        b->origin = class_tag(k);
+        all.push(b);
+      }
+    }
+    // Threads still alive start afresh: their table entries no longer match.
+    key_.store(new_key(), std::memory_order_seq_cst);
+    reg.deactivate(this);
+  }
+  const engine_client* client = client_;
+  void* ctx = ctx_;
+  free_caches(to_free);
+  if (destroy) {
+    destroy_chain(client, ctx, all.release());
+  } else {
+    while (batch* b = all.pop()) client->meta_free(ctx, b, batch::bytes_for(b->capacity), alignof(batch));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// engine: stats
+
+engine_stats engine::class_stats(uint32_t cls) const {
+  engine_stats s;
+  std::lock_guard<std::mutex> rlock(registry_mutex());
+  lock_guard lock(mu_);
+  if (const class_shared* sh = shared(cls)) {
+    s.local_hits = sh->retired_hits.load(std::memory_order_relaxed);
+    s.stolen = sh->stolen.load(std::memory_order_relaxed);
+    s.victim_hits = sh->victim_hits.load(std::memory_order_relaxed);
+    s.misses = sh->misses.load(std::memory_order_relaxed);
+    s.cached = sh->available.load(std::memory_order_relaxed);
+  }
+  for (const thread_cache* c = caches_; c != nullptr; c = c->next) {
+    const uint32_t i = cls - c->base;
+    if (i >= c->nclasses) continue;
+    s.local_hits += c->cls[i].hits.get();
+    s.cached += c->cls[i].count.load(std::memory_order_relaxed);
+  }
+  s.reaches_idle_threads = asymmetric_fence_available();
+  return s;
+}
+
+engine_stats engine::stats() const {
+  engine_stats s;
+  for (uint32_t k = 0; k < nclasses_; ++k) s += class_stats(k);
+  std::lock_guard<std::mutex> rlock(registry_mutex());
+  lock_guard lock(mu_);
+  s.thread_caches = 0;
+  for (const thread_cache* c = caches_; c != nullptr; c = c->next) ++s.thread_caches;
+  s.reaches_idle_threads = asymmetric_fence_available();
+  return s;
 }
 
 // ---------------------------------------------------------------------------
 // Whole-process operations
 
 void flush_thread_cache_all() noexcept {
-  if (t_record_count == 0) return;
+  thread_state& t = t_thread;
+  // (t.owned is read under the registry lock only: collectors unlink
+  // caches from it.)
   engine_registry& reg = engine_registry::get();
-  // The registry lock keeps every engine we look at alive.
-  std::lock_guard<std::mutex> lock(reg.mu);
-  for (uint32_t i = 0; i < t_record_count; ++i) {
-    cache_record* r = t_records[i];
-    if (r == nullptr || r->owner_engine == nullptr) continue;
-    r->owner_engine->flush_record(r, /*may_destroy=*/false);
+  // One engine at a time, pinned so that it outlives the flush (which may
+  // ask upstream for memory, out of every lock). We stay inside a critical
+  // section throughout, so that no collector frees one of our caches (a
+  // flushed one is empty) while we walk the list through it.
+  const uint32_t depth = engine::enter(t);
+  std::unique_lock<std::mutex> lock(reg.mu);
+  for (thread_cache* c = t.owned; c != nullptr;) {
+    engine* e = c->eng;
+    pin_frame f;
+    reg.pin(e, f);
+    lock.unlock();
+    e->flush_this_thread();
+    lock.lock();
+    thread_cache* next = c->tnext;
+    t_pins = f.up;
+    if (f.e != nullptr) --e->pins_;
+    reg.unpinned.notify_all();
+    c = next;
+  }
+  lock.unlock();
+  engine::leave(t, depth);
+}
+
+void engine_registry::reset_after_fork(rank r) noexcept {
+  if (r != rank::engines) return;
+  new (&fences().mu) std::mutex();
+  new (&mu) std::mutex();
+  new (&unpinned) std::condition_variable();
+  // Ask the kernel again for membarrier in the new process.
+  membarrier_state().store(-1, std::memory_order_relaxed);
+  thread_state& t = t_thread;
+  for (engine* e = active; e != nullptr; e = e->active_next_) {
+    e->mu_.reset_after_fork();
+    for (uint32_t k = 0; k < e->nclasses_; ++k) {
+      if (class_shared* sh = e->shared(k)) sh->mu.reset_after_fork();
+    }
+    e->pins_ = 0;
+    // The caches of threads that do not exist here are handed over as if
+    // those threads had exited. Their thread lists live in TLS that is gone:
+    // cut them loose without touching it.
+    for (thread_cache* c = e->caches_; c != nullptr; c = c->next) {
+      if (c->owner == nullptr || c->owner == &t) continue;
+      e->hand_over_locked(c);
+      c->owner = nullptr;
+      c->tnext = c->tprev = nullptr;
+    }
+  }
+  for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
+    if (f->e != nullptr) ++f->e->pins_;
   }
 }
 
-void collect_all() noexcept {
-  // The collecting thread counts as idle: its own slots join the shared
-  // tier first, so this cycle turns them into victims like everyone's.
-  flush_thread_cache_all();
-  engine_registry& reg = engine_registry::get();
-  // One engine pinned at a time: destroying an object may destroy another
-  // pool (an object that owns one), whose destructor waits for its pins.
-  for (std::size_t id = 0;; ++id) {
-    engine* e = nullptr;
-    pin_frame f;
-    {
-      std::lock_guard<std::mutex> lock(reg.mu);
-      if (id >= reg.engines.size()) break;
-      e = reg.engines[id];
-      if (e == nullptr) continue;
-      reg.pin(e, f);
-    }
-    e->age_pinned(/*flush_caller=*/false);
-    reg.unpin(f);
+// ---------------------------------------------------------------------------
+// testing_hooks
+
+uint64_t testing_hooks::next_engine_key() noexcept { return g_next_key.load(std::memory_order_relaxed); }
+
+void testing_hooks::set_next_engine_key(uint64_t key) noexcept {
+  g_next_key.store(key, std::memory_order_relaxed);
+}
+
+uint64_t testing_hooks::key_of(const engine& e) noexcept { return e.key_.load(std::memory_order_relaxed); }
+
+void testing_hooks::set_cycle(engine& e, uint64_t cycle) noexcept {
+  std::lock_guard<std::mutex> rlock(engine_registry::get().mu);
+  lock_guard lock(e.mu_);
+  const uint64_t delta = cycle - e.cycle_;
+  e.cycle_ = cycle;
+  for (thread_cache* c = e.caches_; c != nullptr; c = c->next) {
+    c->aged_cycle += delta;
+    c->active_cycle += delta;
   }
+}
+
+void testing_hooks::pretend_no_membarrier(bool on) noexcept {
+  g_pretend_no_membarrier.store(on, std::memory_order_relaxed);
 }
 
 }  // namespace internal

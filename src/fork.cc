@@ -26,15 +26,19 @@ struct fork_handlers {
   static void prepare() {
     fork_handlers& h = get();
     h.mu.lock();
-    for (fork_participant* list : h.lists) {
-      for (fork_participant* p = list; p != nullptr; p = p->next_) p->lock_for_fork();
+    for (int r = 0; r < fork_participant::kRanks; ++r) {
+      for (fork_participant* p = h.list; p != nullptr; p = p->next_) {
+        p->lock_for_fork(static_cast<fork_participant::rank>(r));
+      }
     }
   }
 
   static void parent() {
     fork_handlers& h = get();
     for (int r = fork_participant::kRanks; r-- > 0;) {
-      for (fork_participant* p = h.lists[r]; p != nullptr; p = p->next_) p->unlock_after_fork();
+      for (fork_participant* p = h.list; p != nullptr; p = p->next_) {
+        p->unlock_after_fork(static_cast<fork_participant::rank>(r));
+      }
     }
     h.mu.unlock();
   }
@@ -42,25 +46,36 @@ struct fork_handlers {
   static void child() {
     fork_handlers& h = get();
     for (int r = fork_participant::kRanks; r-- > 0;) {
-      for (fork_participant* p = h.lists[r]; p != nullptr; p = p->next_) p->reset_after_fork();
+      for (fork_participant* p = h.list; p != nullptr; p = p->next_) {
+        p->reset_after_fork(static_cast<fork_participant::rank>(r));
+      }
     }
     new (&h.mu) std::mutex();
   }
 
   std::mutex mu;
-  // One list per rank, newest first.
-  fork_participant* lists[fork_participant::kRanks] = {};
+  fork_participant* list = nullptr;  // by decreasing order
 };
 
-void fork_participant::enlist() noexcept {
+void fork_participant::enlist(uint64_t order) noexcept {
   fork_handlers& h = fork_handlers::get();
   std::lock_guard<std::mutex> lock(h.mu);
   if (enlisted_) return;
-  fork_participant*& head = h.lists[static_cast<int>(rank_)];
-  prev_ = nullptr;
-  next_ = head;
-  if (head != nullptr) head->prev_ = this;
-  head = this;
+  order_ = order;
+  fork_participant* before = nullptr;
+  fork_participant* after = h.list;
+  while (after != nullptr && after->order_ > order) {
+    before = after;
+    after = after->next_;
+  }
+  prev_ = before;
+  next_ = after;
+  if (before != nullptr) {
+    before->next_ = this;
+  } else {
+    h.list = this;
+  }
+  if (after != nullptr) after->prev_ = this;
   enlisted_ = true;
 }
 
@@ -71,7 +86,7 @@ void fork_participant::delist() noexcept {
   if (prev_ != nullptr) {
     prev_->next_ = next_;
   } else {
-    h.lists[static_cast<int>(rank_)] = next_;
+    h.list = next_;
   }
   if (next_ != nullptr) next_->prev_ = prev_;
   prev_ = next_ = nullptr;

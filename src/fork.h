@@ -28,6 +28,8 @@
 #ifndef SYNCPOOL_SRC_FORK_H_
 #define SYNCPOOL_SRC_FORK_H_
 
+#include <cstdint>
+
 namespace syncpool {
 namespace internal {
 
@@ -40,24 +42,28 @@ class fork_participant {
   fork_participant& operator=(const fork_participant&) = delete;
 
   // Joins / leaves the set fork() handles. Call enlist() once the locks
-  // exist and delist() before they go away.
-  void enlist() noexcept;
+  // exist and delist() before they go away. Participants are visited in
+  // decreasing `order` (pool_resource passes its engine key, which grows
+  // with construction: an outer resource, built over an inner one, comes
+  // first). Joining twice is harmless.
+  void enlist(uint64_t order) noexcept;
   void delist() noexcept;
 
  protected:
-  explicit fork_participant(rank r) noexcept : rank_(r) {}
+  fork_participant() noexcept = default;
   ~fork_participant() = default;
 
  private:
   friend struct fork_handlers;
-  // Prepare: take every lock (they are held across fork()).
-  virtual void lock_for_fork() noexcept = 0;
+  // Each runs once per rank, in rank order (prepare) or reverse.
+  // Prepare: take every lock of that rank (they are held across fork()).
+  virtual void lock_for_fork(rank r) noexcept = 0;
   // Parent: release them.
-  virtual void unlock_after_fork() noexcept = 0;
+  virtual void unlock_after_fork(rank r) noexcept = 0;
   // Child: make them usable again. Only the forking thread exists here.
-  virtual void reset_after_fork() noexcept = 0;
+  virtual void reset_after_fork(rank r) noexcept = 0;
 
-  const rank rank_;
+  uint64_t order_ = 0;
   bool enlisted_ = false;
   fork_participant* prev_ = nullptr;
   fork_participant* next_ = nullptr;

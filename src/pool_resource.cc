@@ -1,27 +1,37 @@
-// pool_resource: size classes, each an engine instance over a block source.
+// pool_resource: one engine (all size classes), chunks carved from upstream,
+// bookkeeping from upstream too.
 //
 // Hot path of allocate (a thread-cache hit): classify (a few ALU ops and one
-// table load), engine::try_get() (TLS load, two compares, load/store). No
-// lock, no atomic read-modify-write. Deallocate is the mirror image.
+// table load), engine::try_get_fast(): no lock, no atomic read-modify-write.
+// Deallocate is the mirror image.
+//
+// Every slow path runs inside the engine's critical section for the calling
+// thread's cache (engine::enter_slow): a collector leaves that cache alone
+// meanwhile, and the resource cannot go idle (and reset its state) under
+// it. A thread without a cache (an exiting one) holds `reset_mu_` instead.
 
 #include "syncpool/pool_resource.h"
 
 #include <algorithm>
+#include <array>
+#include <memory>
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "absl/base/optimization.h"
-#include "block_source.h"
 #include "fork.h"
+#include "resource_parts.h"
 #include "size_classes.h"
 #include "syncpool/internal/engine.h"
-#include "syncpool/internal/stats.h"
 
 namespace syncpool {
 namespace internal {
@@ -32,77 +42,78 @@ constexpr std::size_t kDefaultLargest = std::size_t{64} << 10;
 // Classes up to this size carve blocks from chunks; larger ones take one
 // upstream block each (a chunk of them would pin too much memory).
 constexpr std::size_t kLargestChunkedClass = 4096;
-constexpr std::size_t kDefaultChunkBytes = std::size_t{64} << 10;
-constexpr std::size_t kSmallestChunkBytes = 256;
-// What a thread keeps in its private cache per class, in bytes (at least
-// one block): the bound on what an idle thread pins.
-constexpr std::size_t kLocalBudget = std::size_t{32} << 10;
-constexpr uint32_t kMinLocalBlocks = 2;
-constexpr uint32_t kMaxLocalBlocks = 128;
-// A refill from the block source carves about this much at once (at least
-// one block): enough to amortize the lock, little enough that a thread that
-// needs a few blocks of a class does not fault in a whole batch.
-constexpr std::size_t kRefillBytes = 4096;
+constexpr std::size_t kSmallestChunk = 256;
+constexpr std::size_t kLargestChunk = std::size_t{64} << 10;
+constexpr std::size_t kDefaultThreadCacheBytes = std::size_t{256} << 10;
+// Slots a thread keeps per class: a few for the largest classes, this many
+// for the small ones.
+constexpr uint32_t kMaxSlots = 64;
+constexpr uint32_t kMinSlots = 2;
 // Direct classes serve alignments up to this from plain upstream blocks;
 // more goes straight to upstream.
 constexpr std::size_t kDirectClassAlignment = alignof(std::max_align_t);
 
+constexpr uint32_t kClassCount = static_cast<uint32_t>(class_index(kLargestClassLimit)) + 1;
+
+// Block size by class, for the fast path's budget weight.
+constexpr std::array<uint32_t, kClassCount> kClassBytes = [] {
+  std::array<uint32_t, kClassCount> t{};
+  for (uint32_t i = 0; i < kClassCount; ++i) t[i] = static_cast<uint32_t>(class_size(i));
+  return t;
+}();
+
 constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (x - 1)) == 0; }
+
+// A span of upstream memory carved into blocks of one class. Descriptors
+// live in the arena; the chunk holds nothing but blocks.
+struct chunk {
+  char* base;
+  uint32_t bytes;
+  uint32_t blocks;      // how many fit
+  uint32_t carved;      // handed out by the bump pointer so far
+  uint32_t free_count;  // of those, back in free_list
+  void* free_list;      // linked through the blocks' first bytes
+  chunk* next_avail;    // the class's chunks with a block to give
+  chunk* prev_avail;
+  bool avail;
+};
 
 }  // namespace
 
-// One size class: an engine caching blocks of one size, over a block source.
+// One size class: the engine's shared tiers, and where its blocks come from.
 struct size_class {
-  size_class(serialized_upstream* up, std::size_t size, std::size_t chunk_bytes,
-             std::size_t max_blocks)
-      : upstream(up),
-        block_size(size),
-        chunked(size <= kLargestChunkedClass),
-        refill_count(static_cast<uint32_t>(
-            std::clamp<std::size_t>(kRefillBytes / size, 1, local_capacity_for(size)))),
-        chunks(size, chunk_bytes, max_blocks),
-        cache(engine_client{&destroy_blocks, this}, engine_config{local_capacity_for(size)}) {}
-
-  static uint32_t local_capacity_for(std::size_t size) noexcept {
-    return static_cast<uint32_t>(
-        std::clamp<std::size_t>(kLocalBudget / size, kMinLocalBlocks, kMaxLocalBlocks));
-  }
-
-  // The engine destroys blocks that went unused for two cycles: they go back
-  // to where they came from.
-  static void destroy_blocks(void* ctx, void** blocks, std::size_t n) noexcept {
-    auto* self = static_cast<size_class*>(ctx);
-    if (self->chunked) {
-      self->chunks.give_back(*self->upstream, blocks, n);
-    } else {
-      for (std::size_t i = 0; i < n; ++i) {
-        self->direct.deallocate(*self->upstream, blocks[i], self->block_size, kDirectClassAlignment);
-      }
-    }
-  }
-
-  // No cached block anywhere: make some, keep the extras in this thread's cache.
-  void* refill() {
-    if (!chunked) return direct.allocate(*upstream, block_size, kDirectClassAlignment);
-    void* blocks[kMaxLocalBlocks];
-    const std::size_t n = chunks.take(*upstream, blocks, refill_count);
-    cache.put_many(blocks + 1, n - 1);
-    return blocks[0];
-  }
-
-  std::size_t upstream_bytes() const noexcept {
-    return chunked ? chunks.upstream_bytes() : direct.upstream_bytes();
-  }
-
-  serialized_upstream* const upstream;
-  const std::size_t block_size;
-  const bool chunked;
-  const uint32_t refill_count;
-  chunk_heap chunks;
-  direct_blocks direct;
-  // Last, so that it is destroyed first: its destruction gives blocks back.
-  engine cache;
+  class_shared shared;  // shared.mu also guards the chunk state below
+  uint32_t index = 0;
+  uint32_t block_size = 0;
+  uint32_t capacity = 0;  // slots per thread
+  uint32_t batch = 0;     // items per spill or refill
+  bool chunked = false;
+  uint32_t next_chunk_bytes = 0;
+  uint32_t max_blocks = 0;  // per chunk
+  chunk** sorted = nullptr;  // by base address, for give-back
+  uint32_t nchunks = 0;
+  uint32_t sorted_capacity = 0;
+  chunk* avail = nullptr;
+  std::atomic<std::size_t> upstream_bytes{0};
 };
+
+namespace {
+
+// Classes in use, by index: a small open-addressing table that readers probe
+// without a lock (entries and the table pointer are published with
+// release stores). A full table is replaced, the old one kept until reset.
+struct class_table {
+  uint32_t capacity;  // a power of two
+  uint32_t used;
+  class_table* retired;
+  std::atomic<size_class*> slots[1];  // really `capacity`
+
+  static std::size_t bytes_for(uint32_t capacity) noexcept {
+    return offsetof(class_table, slots) + sizeof(std::atomic<size_class*>) * capacity;
+  }
+};
+
+}  // namespace
 
 #ifdef SYNCPOOL_DEBUG_CHECKS
 // Debug mode: remembers the (size, alignment) of every block handed out, so
@@ -117,8 +128,8 @@ class allocation_checker {
     lock_guard lock(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) {
-      fail("was not allocated by this resource, or was already deallocated (double deallocate)",
-           p, bytes, alignment);
+      fail("was not allocated by this resource, or was already deallocated (double deallocate)", p, bytes,
+           alignment);
     }
     if (it->second.first != bytes || it->second.second != alignment) {
       std::fprintf(stderr,
@@ -137,8 +148,8 @@ class allocation_checker {
 
  private:
   [[noreturn]] static void fail(const char* what, void* p, std::size_t bytes, std::size_t alignment) {
-    std::fprintf(stderr, "syncpool::pool_resource: deallocate(%p, %zu, %zu): the block %s\n", p,
-                 bytes, alignment, what);
+    std::fprintf(stderr, "syncpool::pool_resource: deallocate(%p, %zu, %zu): the block %s\n", p, bytes,
+                 alignment, what);
     std::abort();
   }
   mutex mu_;
@@ -148,228 +159,770 @@ class allocation_checker {
 
 class resource_impl {
  public:
-  resource_impl(std::pmr::memory_resource* upstream, std::pmr::pool_options& options)
-      : upstream_(upstream), upstream_fork_(this), blocks_fork_(this) {
-    std::size_t largest = options.largest_required_pool_block;
-    if (largest == 0) largest = kDefaultLargest;
-    largest = std::clamp(largest, kSmallestClass, kLargestClassLimit);
-    class_count_ = class_index(largest) + 1;
-    largest_ = class_size(class_count_ - 1);
-    options.largest_required_pool_block = largest_;
-
-    classes_ = static_cast<size_class*>(
-        ::operator new(sizeof(size_class) * class_count_, std::align_val_t{alignof(size_class)}));
-    std::size_t most_blocks = 1;
-    std::size_t built = 0;
-    try {
-      for (; built < class_count_; ++built) {
-        const std::size_t size = class_size(built);
-        std::size_t chunk = kDefaultChunkBytes;
-        std::size_t max_blocks = chunk;  // no cap
-        if (options.max_blocks_per_chunk != 0 && size <= kLargestChunkedClass) {
-          // The user's cap on blocks per upstream call: the smallest chunk
-          // that holds that many blocks and the header, carved no further.
-          max_blocks = std::min<std::size_t>(options.max_blocks_per_chunk, kDefaultChunkBytes / size);
-          chunk = std::clamp(std::bit_ceil(size * max_blocks + sizeof(chunk_header)),
-                             kSmallestChunkBytes, kDefaultChunkBytes);
-        }
-        new (&classes_[built]) size_class(&upstream_, size, chunk, max_blocks);
-        if (classes_[built].chunked) {
-          most_blocks = std::max(most_blocks, classes_[built].chunks.blocks_per_chunk());
-        }
-      }
-    } catch (...) {
-      destroy_classes(built);
-      throw;
-    }
-    options.max_blocks_per_chunk = most_blocks;
-    upstream_fork_.enlist();
-    blocks_fork_.enlist();
-  }
+  resource_impl(std::pmr::memory_resource* upstream, std::size_t largest, std::size_t max_blocks,
+                std::size_t thread_cache_bytes) noexcept
+      : engine_(&kClient, this, engine_config{kClassCount, thread_cache_bytes}),
+        upstream_(upstream),
+        largest_(largest),
+        max_blocks_(max_blocks),
+        budget_(thread_cache_bytes),
+        fork_(this) {}
 
   ~resource_impl() {
-    release();
-    blocks_fork_.delist();
-    upstream_fork_.delist();
-    destroy_classes(class_count_);
+    engine_.drain(/*destroy=*/false);  // the blocks go with their chunks
+    release_face();
+    fork_.delist();
   }
 
-  // The class serving (bytes, alignment), or nullptr when the request goes
-  // straight to upstream (or is bad input: allocate_direct reports it).
-  // The fast path in pool_resource handles small, valid requests itself.
-  size_class* classify(std::size_t bytes, std::size_t alignment) noexcept {
-    if (bytes > largest_ || alignment > largest_ || !is_power_of_two(alignment)) return nullptr;
-    const std::size_t rounded = std::max((bytes + alignment - 1) & ~(alignment - 1), alignment);
-    if (rounded > largest_) return nullptr;
-    size_class* c = &classes_[class_index(rounded)];
-    if (!c->chunked && alignment > kDirectClassAlignment) return nullptr;
-    return c;
-  }
-
-  size_class* classes() const noexcept { return classes_; }
-
-  // Everything but a slot hit: any tier of the engine, a refill from the
-  // block source, or upstream directly.
-  ABSL_ATTRIBUTE_NOINLINE void* allocate(std::size_t bytes, std::size_t alignment) {
-    size_class* c = classify(bytes, alignment);
-    if (c == nullptr) return allocate_direct(bytes, alignment);
-    void* p = c->cache.try_get();
-    if (p == nullptr) p = c->refill();
-    unpoison(p, c->block_size);
-    return p;
-  }
-
-  ABSL_ATTRIBUTE_NOINLINE void deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
-    size_class* c = classify(bytes, alignment);
-    if (c == nullptr) return deallocate_direct(p, bytes, alignment);
-    poison(p, c->block_size);
-    c->cache.put(p);
-  }
-
-  // Requests no class serves. As the standard says for requests above
-  // largest_required_pool_block: upstream gets them unchanged (same bytes,
-  // same alignment), and only what upstream throws is thrown.
-  void* allocate_direct(std::size_t bytes, std::size_t alignment) {
-    if (!is_power_of_two(alignment)) {
-      throw std::invalid_argument("syncpool::pool_resource::allocate: alignment " +
-                                  std::to_string(alignment) + " is not a power of two");
-    }
-    return oversize_.allocate(upstream_, bytes, alignment);
-  }
-
-  void deallocate_direct(void* p, std::size_t bytes, std::size_t alignment) noexcept {
-    oversize_.deallocate(upstream_, p, bytes, alignment);
-  }
+  void* allocate_slow(std::size_t bytes, std::size_t alignment);
+  void deallocate_slow(void* p, std::size_t bytes, std::size_t alignment) noexcept;
 
   void release() noexcept {
-    for (std::size_t i = 0; i < class_count_; ++i) {
-      size_class& c = classes_[i];
-      c.cache.drain(/*destroy=*/false);  // the blocks go with their chunks
-      c.chunks.release(upstream_);
-      c.direct.release(upstream_);
-    }
-    oversize_.release(upstream_);
-#ifdef SYNCPOOL_DEBUG_CHECKS
-    checker.clear();
-#endif
+    engine_.drain(/*destroy=*/false);
+    release_face();
+    engine_.reopen();
   }
 
-  // Each class pinned while it is aged, so that a release() on another
-  // thread waits for the cycle instead of freeing chunks under it.
-  void collect() {
-    for (std::size_t i = 0; i < class_count_; ++i) classes_[i].cache.age(/*flush_caller=*/true);
-  }
+  void collect() { engine_.collect(); }
+  pool_resource_stats stats() const;
 
-  pool_resource_stats stats() const {
-    pool_resource_stats s;
-    s.classes.reserve(class_count_);
-    engine_stats all;
-    for (std::size_t i = 0; i < class_count_; ++i) {
-      const size_class& c = classes_[i];
-      const engine_stats e = c.cache.stats();
-      all += e;
-      pool_resource_stats::counts k;
-      static_cast<pool_stats&>(k) = to_pool_stats(e);
-      k.block_size = c.block_size;
-      k.cached_bytes = e.cached * c.block_size;
-      k.upstream_bytes = c.upstream_bytes();
-      s.total.cached_bytes += k.cached_bytes;
-      s.total.upstream_bytes += k.upstream_bytes;
-      s.classes.push_back(k);
-    }
-    s.direct_allocations = oversize_.allocations();
-    s.direct_bytes = oversize_.upstream_bytes();
-    all.misses += s.direct_allocations;  // served by no cache
-    static_cast<pool_stats&>(s.total) = to_pool_stats(all);
-    s.total.upstream_bytes += s.direct_bytes;
-    return s;
-  }
+  // First: the fast path reads its key.
+  engine engine_;
 
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  allocation_checker checker;
+  // Debug builds only (they may use the heap): kept out of line.
+  std::unique_ptr<allocation_checker> checker_ = std::make_unique<allocation_checker>();
+  allocation_checker& checker() noexcept { return *checker_; }
 #endif
 
  private:
-  // fork(): the upstream lock is taken first (see src/fork.h), the leaf
-  // locks of the block sources last.
-  struct upstream_fork final : fork_participant {
-    explicit upstream_fork(resource_impl* r) : fork_participant(rank::upstream), impl(r) {}
-    void lock_for_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS { impl->upstream_.mu().lock(); }
-    void unlock_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      impl->upstream_.mu().unlock();
-    }
-    void reset_after_fork() noexcept override { impl->upstream_.mu().reset_after_fork(); }
-    resource_impl* const impl;
-  };
-  struct blocks_fork final : fork_participant {
-    explicit blocks_fork(resource_impl* r) : fork_participant(rank::blocks), impl(r) {}
-    void lock_for_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      impl->for_each_block_lock([](mutex& mu) ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); });
-    }
-    void unlock_after_fork() noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      impl->for_each_block_lock([](mutex& mu) ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
-    }
-    void reset_after_fork() noexcept override {
-      impl->for_each_block_lock([](mutex& mu) { mu.reset_after_fork(); });
-    }
-    resource_impl* const impl;
-  };
+  static const engine_client kClient;
 
+  // engine_client callbacks
+  static void destroy_items(void* ctx, uint32_t cls, void** items, std::size_t n) noexcept;
+  static class_shared* shared_of(void* ctx, uint32_t cls) noexcept;
+  static uint32_t capacity_of(const void* ctx, uint32_t cls) noexcept;
+  static uint32_t batch_of(const void* ctx, uint32_t cls) noexcept;
+  static uint64_t weight_of(const void* ctx, uint32_t cls) noexcept;
+  static void* meta_alloc(void* ctx, std::size_t bytes, std::size_t alignment) noexcept;
+  static void meta_free(void* ctx, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+  static void after_collect(void* ctx) noexcept;
+
+  // The class serving (bytes, alignment), or nullptr when the request goes
+  // straight to upstream.
+  bool classify(std::size_t bytes, std::size_t alignment, uint32_t* index) const noexcept;
+  size_class* find(uint32_t index) const noexcept;
+  size_class* find_or_create(uint32_t index);  // throws std::bad_alloc
+  // Fills out[0..n) with up to `want` new blocks (poisoned); n >= 1.
+  std::size_t carve(size_class& c, void** out, std::size_t want);
+  void give_back(size_class& c, void* const* blocks, std::size_t n) noexcept;
+  void* read_link(const size_class& c, void* block) const noexcept;
+  void write_link(const size_class& c, void* block, void* next) const noexcept;
+  chunk* chunk_of(size_class& c, void* block) const noexcept;
+  // When nothing is cached, carved or held: back to the state of a new
+  // resource, every byte given back.
+  void try_reset() noexcept;
+  // Returns every chunk, direct block and byte of bookkeeping upstream.
+  void release_face() noexcept;
   template <class F>
-  void for_each_block_lock(F f) noexcept {
-    for (std::size_t i = 0; i < class_count_; ++i) {
-      f(classes_[i].chunks.mu());
-      f(classes_[i].direct.mu());
+  void for_each_class(F f) const;
+  void ensure_enlisted() noexcept {
+    if (!enlisted_.load(std::memory_order_acquire)) {
+      fork_.enlist(engine_key_order());
+      enlisted_.store(true, std::memory_order_release);
     }
-    f(oversize_.mu());
-#ifdef SYNCPOOL_DEBUG_CHECKS
-    f(checker.mu());
-#endif
   }
+  uint64_t engine_key_order() const noexcept { return order_; }
 
-  void destroy_classes(std::size_t n) noexcept {
-    for (std::size_t i = n; i-- > 0;) classes_[i].~size_class();
-    ::operator delete(static_cast<void*>(classes_), std::align_val_t{alignof(size_class)});
-    classes_ = nullptr;
-  }
+  // fork(): the upstream lock first (rank upstream), the leaf locks last. The
+// classes' locks are the engine's to take (with its own).
+  struct fork_hooks final : fork_participant {
+    explicit fork_hooks(resource_impl* r) noexcept : impl(r) {}
+    void lock_for_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+    void unlock_after_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+    void reset_after_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+    resource_impl* const impl;
+  };
 
   serialized_upstream upstream_;
-  size_class* classes_ = nullptr;
-  std::size_t class_count_ = 0;
-  std::size_t largest_ = 0;
-  direct_blocks oversize_;
-  upstream_fork upstream_fork_;
-  blocks_fork blocks_fork_;
+  meta_arena arena_;
+  direct_set direct_;
+  std::atomic<class_table*> table_{nullptr};
+  spin_mutex classes_mu_;  // creation of classes, growth of the table
+  // Held by release(), reset and stats(), which must not overlap.
+  spin_mutex reset_mu_;
+  // A gate against reset for the paths outside the engine's critical
+  // section (requests no class serves, threads without a cache): they
+  // count themselves in; a reset that finds anyone in waits for the next
+  // cycle, and anyone arriving during a reset waits for it to end.
+  std::atomic<uint32_t> gate_users_{0};
+  std::atomic<bool> resetting_{false};
+  void gate_enter() noexcept {
+    for (;;) {
+      gate_users_.fetch_add(1, std::memory_order_seq_cst);
+      if (!resetting_.load(std::memory_order_seq_cst)) return;
+      gate_users_.fetch_sub(1, std::memory_order_seq_cst);
+      while (resetting_.load(std::memory_order_acquire)) std::this_thread::yield();
+    }
+  }
+  void gate_leave() noexcept { gate_users_.fetch_sub(1, std::memory_order_release); }
+  struct gate_guard {
+    explicit gate_guard(resource_impl* r) noexcept : r(r) { r->gate_enter(); }
+    ~gate_guard() { r->gate_leave(); }
+    resource_impl* r;
+  };
+  const std::size_t largest_;
+  const std::size_t max_blocks_;
+  const std::size_t budget_;
+  std::atomic<bool> enlisted_{false};
+  // Construction order, for fork(): outer resources before inner ones.
+  const uint64_t order_ = next_order();
+  fork_hooks fork_;
+
+  static uint64_t next_order() noexcept {
+    static std::atomic<uint64_t> n{1};
+    return n.fetch_add(1, std::memory_order_relaxed);
+  }
 };
+
+static_assert(sizeof(resource_impl) <= kResourceImplBytes, "grow kResourceImplBytes");
+static_assert(alignof(resource_impl) <= alignof(std::max_align_t));
+
+const engine_client resource_impl::kClient = {
+    &resource_impl::destroy_items, &resource_impl::shared_of,  &resource_impl::capacity_of,
+    &resource_impl::batch_of,      &resource_impl::weight_of,  &resource_impl::meta_alloc,
+    &resource_impl::meta_free,     &resource_impl::after_collect,
+};
+
+// ---------------------------------------------------------------------------
+// engine_client callbacks
+
+void resource_impl::destroy_items(void* ctx, uint32_t cls, void** items, std::size_t n) noexcept {
+  // The engine destroys blocks that went unused for two cycles: they go
+  // back to where they came from.
+  auto* self = static_cast<resource_impl*>(ctx);
+  size_class* c = self->find(cls);
+  if (c->chunked) {
+    self->give_back(*c, items, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      self->direct_.deallocate(self->upstream_, items[i], c->block_size, kDirectClassAlignment);
+    }
+    c->upstream_bytes.fetch_sub(std::size_t{c->block_size} * n, std::memory_order_relaxed);
+  }
+}
+
+class_shared* resource_impl::shared_of(void* ctx, uint32_t cls) noexcept {
+  size_class* c = static_cast<resource_impl*>(ctx)->find(cls);
+  return c == nullptr ? nullptr : &c->shared;
+}
+
+uint32_t resource_impl::capacity_of(const void* ctx, uint32_t cls) noexcept {
+  return static_cast<const resource_impl*>(ctx)->find(cls)->capacity;
+}
+
+uint32_t resource_impl::batch_of(const void* ctx, uint32_t cls) noexcept {
+  return static_cast<const resource_impl*>(ctx)->find(cls)->batch;
+}
+
+uint64_t resource_impl::weight_of(const void*, uint32_t cls) noexcept { return kClassBytes[cls]; }
+
+void* resource_impl::meta_alloc(void* ctx, std::size_t bytes, std::size_t alignment) noexcept {
+  auto* self = static_cast<resource_impl*>(ctx);
+  return self->arena_.allocate(self->upstream_, bytes, alignment);
+}
+
+void resource_impl::meta_free(void* ctx, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  auto* self = static_cast<resource_impl*>(ctx);
+  self->arena_.deallocate(self->upstream_, p, bytes, alignment);
+}
+
+void resource_impl::after_collect(void* ctx) noexcept { static_cast<resource_impl*>(ctx)->try_reset(); }
+
+// ---------------------------------------------------------------------------
+// classes
+
+bool resource_impl::classify(std::size_t bytes, std::size_t alignment, uint32_t* index) const noexcept {
+  if (bytes > largest_ || alignment > largest_ || !is_power_of_two(alignment)) return false;
+  const std::size_t rounded = std::max((bytes + alignment - 1) & ~(alignment - 1), alignment);
+  if (rounded > largest_) return false;
+  const auto i = static_cast<uint32_t>(class_index(rounded));
+  if (kClassBytes[i] > kLargestChunkedClass && alignment > kDirectClassAlignment) return false;
+  *index = i;
+  return true;
+}
+
+size_class* resource_impl::find(uint32_t index) const noexcept {
+  const class_table* t = table_.load(std::memory_order_acquire);
+  if (t == nullptr) return nullptr;
+  const uint32_t mask = t->capacity - 1;
+  for (uint32_t i = index & mask, probes = 0; probes < t->capacity; ++probes, i = (i + 1) & mask) {
+    size_class* c = t->slots[i].load(std::memory_order_acquire);
+    if (c == nullptr) return nullptr;
+    if (c->index == index) return c;
+  }
+  return nullptr;
+}
+
+size_class* resource_impl::find_or_create(uint32_t index) {
+  if (size_class* c = find(index)) return c;
+  ensure_enlisted();
+  // Memory first, out of our lock (it may come from upstream).
+  void* mem = arena_.allocate(upstream_, sizeof(size_class), alignof(size_class));
+  if (mem == nullptr) throw std::bad_alloc();
+  auto* fresh = new (mem) size_class;
+  fresh->index = index;
+  fresh->block_size = kClassBytes[index];
+  fresh->chunked = fresh->block_size <= kLargestChunkedClass;
+  fresh->capacity = static_cast<uint32_t>(
+      std::clamp<std::size_t>(budget_ / (std::size_t{8} * fresh->block_size), kMinSlots, kMaxSlots));
+  fresh->batch = std::max<uint32_t>(fresh->capacity / 2, 1);
+  if (fresh->chunked) {
+    std::size_t first = std::max<std::size_t>(kSmallestChunk, std::bit_ceil(std::size_t{2} * fresh->block_size));
+    std::size_t most = kLargestChunk;
+    if (max_blocks_ != 0) {
+      // The user's cap on blocks per upstream call.
+      most = std::max<std::size_t>(std::bit_ceil(max_blocks_ * fresh->block_size), fresh->block_size);
+      most = std::bit_ceil(most);
+    }
+    fresh->next_chunk_bytes = static_cast<uint32_t>(std::min(first, most));
+    fresh->max_blocks = static_cast<uint32_t>(
+        max_blocks_ == 0 ? kLargestChunk : std::min<std::size_t>(max_blocks_, kLargestChunk));
+  }
+  for (;;) {
+    class_table* grown = nullptr;
+    uint32_t want = 0;
+    {
+      spin_lock_guard lock(classes_mu_);
+      if (size_class* c = find(index)) {
+        fresh->~size_class();
+        arena_.deallocate(upstream_, fresh, sizeof(size_class), alignof(size_class));
+        return c;
+      }
+      class_table* t = table_.load(std::memory_order_relaxed);
+      if (t != nullptr && (t->used + 1) * 2 <= t->capacity) {
+        const uint32_t mask = t->capacity - 1;
+        uint32_t i = index & mask;
+        while (t->slots[i].load(std::memory_order_relaxed) != nullptr) i = (i + 1) & mask;
+        t->slots[i].store(fresh, std::memory_order_release);
+        ++t->used;
+        return fresh;
+      }
+      want = t == nullptr ? 4 : t->capacity * 2;
+    }
+    // A larger table, out of the lock.
+    void* tmem = arena_.allocate(upstream_, class_table::bytes_for(want), alignof(class_table));
+    if (tmem == nullptr) {
+      fresh->~size_class();
+      arena_.deallocate(upstream_, fresh, sizeof(size_class), alignof(size_class));
+      throw std::bad_alloc();
+    }
+    grown = static_cast<class_table*>(tmem);
+    grown->capacity = want;
+    grown->used = 0;
+    for (uint32_t i = 0; i < want; ++i) new (&grown->slots[i]) std::atomic<size_class*>(nullptr);
+    spin_lock_guard lock(classes_mu_);
+    class_table* t = table_.load(std::memory_order_relaxed);
+    if (t != nullptr && t->capacity >= want) {
+      // Grown meanwhile by another thread: ours is not needed.
+      arena_.deallocate(upstream_, grown, class_table::bytes_for(want), alignof(class_table));
+      continue;
+    }
+    if (t != nullptr) {
+      for (uint32_t j = 0; j < t->capacity; ++j) {
+        size_class* c = t->slots[j].load(std::memory_order_relaxed);
+        if (c == nullptr) continue;
+        uint32_t i = c->index & (want - 1);
+        while (grown->slots[i].load(std::memory_order_relaxed) != nullptr) i = (i + 1) & (want - 1);
+        grown->slots[i].store(c, std::memory_order_relaxed);
+        ++grown->used;
+      }
+    }
+    // Readers may still probe the old table: it stays until reset.
+    grown->retired = t;
+    table_.store(grown, std::memory_order_release);
+  }
+}
+
+template <class F>
+void resource_impl::for_each_class(F f) const {
+  const class_table* t = table_.load(std::memory_order_acquire);
+  if (t == nullptr) return;
+  for (uint32_t i = 0; i < t->capacity; ++i) {
+    if (size_class* c = t->slots[i].load(std::memory_order_acquire)) f(*c);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// chunks
+
+void* resource_impl::read_link(const size_class& c, void* block) const noexcept {
+  // A free block's first bytes, which may be neither aligned for a pointer
+  // nor (under ASan) addressable.
+  void* next;
+  if (poisonable(c.block_size)) unpoison(block, sizeof(void*));
+  std::memcpy(&next, block, sizeof(void*));
+  if (poisonable(c.block_size)) poison(block, sizeof(void*));
+  return next;
+}
+
+void resource_impl::write_link(const size_class& c, void* block, void* next) const noexcept {
+  if (poisonable(c.block_size)) unpoison(block, sizeof(void*));
+  std::memcpy(block, &next, sizeof(void*));
+  if (poisonable(c.block_size)) poison(block, sizeof(void*));
+}
+
+namespace {
+
+void make_available(size_class& c, chunk* h) {
+  if (h->avail) return;
+  h->avail = true;
+  h->prev_avail = nullptr;
+  h->next_avail = c.avail;
+  if (c.avail != nullptr) c.avail->prev_avail = h;
+  c.avail = h;
+}
+
+void make_unavailable(size_class& c, chunk* h) {
+  if (!h->avail) return;
+  h->avail = false;
+  if (h->prev_avail != nullptr) h->prev_avail->next_avail = h->next_avail;
+  if (h->next_avail != nullptr) h->next_avail->prev_avail = h->prev_avail;
+  if (c.avail == h) c.avail = h->next_avail;
+  h->prev_avail = h->next_avail = nullptr;
+}
+
+}  // namespace
+
+chunk* resource_impl::chunk_of(size_class& c, void* block) const noexcept {
+  // The last chunk whose base is at or below the block.
+  const auto* p = static_cast<const char*>(block);
+  chunk** first = c.sorted;
+  chunk** last = c.sorted + c.nchunks;
+  chunk** it = std::upper_bound(first, last, p, [](const char* a, const chunk* h) { return a < h->base; });
+  if (it == first) return nullptr;
+  chunk* h = *(it - 1);
+  return p < h->base + h->bytes ? h : nullptr;
+}
+
+std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
+  for (;;) {
+    uint32_t bytes;
+    bool need_index;
+    {
+      spin_lock_guard lock(c.shared.mu);
+      std::size_t n = 0;
+      while (n < want && c.avail != nullptr) {
+        chunk* h = c.avail;
+        while (n < want && h->free_list != nullptr) {
+          void* block = h->free_list;
+          h->free_list = read_link(c, block);
+          --h->free_count;
+          out[n++] = block;
+        }
+        while (n < want && h->carved < h->blocks) {
+          out[n++] = h->base + std::size_t{h->carved++} * c.block_size;
+        }
+        if (h->free_list == nullptr && h->carved == h->blocks) make_unavailable(c, h);
+      }
+      if (n != 0) return n;
+      bytes = c.next_chunk_bytes;
+      need_index = c.nchunks == c.sorted_capacity;
+    }
+    // A new chunk, out of the class lock: upstream may take long, and may
+    // call back into syncpool and give blocks back to this very class.
+    void* mem = upstream_.allocate(bytes, bytes);  // throws: nothing changed yet
+    auto* h = static_cast<chunk*>(arena_.allocate(upstream_, sizeof(chunk), alignof(chunk)));
+    chunk** index = nullptr;
+    uint32_t index_capacity = 0;
+    if (h != nullptr && need_index) {
+      index_capacity = std::max<uint32_t>(c.sorted_capacity * 2, 2);
+      index = static_cast<chunk**>(arena_.allocate(upstream_, sizeof(chunk*) * index_capacity, alignof(chunk*)));
+    }
+    if (h == nullptr || (need_index && index == nullptr)) {
+      if (h != nullptr) arena_.deallocate(upstream_, h, sizeof(chunk), alignof(chunk));
+      upstream_.deallocate(mem, bytes, bytes);
+      throw std::bad_alloc();
+    }
+    c.upstream_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    const uint32_t blocks = std::min<uint32_t>(static_cast<uint32_t>(bytes / c.block_size), c.max_blocks);
+    if (poisonable(c.block_size)) poison(mem, std::size_t{blocks} * c.block_size);
+    *h = chunk{static_cast<char*>(mem), bytes, blocks, 0, 0, nullptr, nullptr, nullptr, false};
+    chunk** old_index = nullptr;
+    uint32_t old_capacity = 0;
+    std::size_t carved_now = 0;
+    {
+      spin_lock_guard lock(c.shared.mu);
+      if (c.nchunks == c.sorted_capacity) {
+        if (index == nullptr) {
+          // Filled up meanwhile; go round again with this chunk kept.
+          index_capacity = c.sorted_capacity * 2;
+          index = nullptr;
+        }
+      }
+      if (index != nullptr && index_capacity > c.sorted_capacity) {
+        if (c.nchunks != 0) std::memcpy(index, c.sorted, sizeof(chunk*) * c.nchunks);
+        old_index = c.sorted;
+        old_capacity = c.sorted_capacity;
+        c.sorted = index;
+        c.sorted_capacity = index_capacity;
+        index = nullptr;
+      }
+      if (c.nchunks < c.sorted_capacity) {
+        chunk** at = std::upper_bound(c.sorted, c.sorted + c.nchunks, h->base,
+                                      [](const char* a, const chunk* x) { return a < x->base; });
+        std::memmove(at + 1, at, sizeof(chunk*) * (c.sorted + c.nchunks - at));
+        *at = h;
+        ++c.nchunks;
+        c.next_chunk_bytes = static_cast<uint32_t>(
+            std::min<std::size_t>(std::size_t{bytes} * 2, std::max<std::size_t>(bytes, kLargestChunk)));
+        if (c.max_blocks != 0 && std::size_t{c.max_blocks} * c.block_size < c.next_chunk_bytes) {
+          c.next_chunk_bytes = bytes;  // capped by max_blocks_per_chunk
+        }
+        // Ours first: a chunk never sits carved from by nobody (give_back()
+        // frees a chunk only when a block of it comes back).
+        carved_now = 0;
+        while (carved_now < want && h->carved < h->blocks) {
+          out[carved_now++] = h->base + std::size_t{h->carved++} * c.block_size;
+        }
+        if (h->carved < h->blocks) make_available(c, h);
+        h = nullptr;
+      }
+    }
+    if (old_index != nullptr) arena_.deallocate(upstream_, old_index, sizeof(chunk*) * old_capacity, alignof(chunk*));
+    if (index != nullptr) arena_.deallocate(upstream_, index, sizeof(chunk*) * index_capacity, alignof(chunk*));
+    if (carved_now != 0) return carved_now;
+    if (h != nullptr) {
+      // No room in the index after all (another thread filled it): give
+      // this chunk back and go round again.
+      unpoison(h->base, h->bytes);
+      upstream_.deallocate(h->base, h->bytes, h->bytes);
+      c.upstream_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+      arena_.deallocate(upstream_, h, sizeof(chunk), alignof(chunk));
+    }
+  }
+}
+
+void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n) noexcept {
+  chunk* to_free = nullptr;
+  {
+    spin_lock_guard lock(c.shared.mu);
+    for (std::size_t i = 0; i < n; ++i) {
+      void* block = blocks[i];
+      chunk* h = chunk_of(c, block);
+      if (h == nullptr) {
+        std::fprintf(stderr, "syncpool::pool_resource: a block of %u bytes at %p is in no chunk of its class\n",
+                     c.block_size, block);
+        std::abort();
+      }
+      write_link(c, block, h->free_list);
+      h->free_list = block;
+      if (++h->free_count == h->carved) {
+        // Every block carved so far is back: the chunk goes upstream.
+        make_unavailable(c, h);
+        chunk** at = std::lower_bound(c.sorted, c.sorted + c.nchunks, h,
+                                      [](const chunk* x, const chunk* y) { return x->base < y->base; });
+        std::memmove(at, at + 1, sizeof(chunk*) * (c.sorted + c.nchunks - at - 1));
+        --c.nchunks;
+        h->next_avail = to_free;
+        to_free = h;
+      } else {
+        make_available(c, h);
+      }
+    }
+  }
+  while (to_free != nullptr) {
+    chunk* next = to_free->next_avail;
+    unpoison(to_free->base, to_free->bytes);
+    upstream_.deallocate(to_free->base, to_free->bytes, to_free->bytes);
+    c.upstream_bytes.fetch_sub(to_free->bytes, std::memory_order_relaxed);
+    arena_.deallocate(upstream_, to_free, sizeof(chunk), alignof(chunk));
+    to_free = next;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// slow paths
+
+void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
+  uint32_t cls;
+  if (!classify(bytes, alignment, &cls)) {
+    // Requests no class serves. As the standard says for requests above
+    // largest_required_pool_block: upstream gets them unchanged (same
+    // bytes, same alignment), and only what upstream throws is thrown.
+    if (!is_power_of_two(alignment)) {
+      throw std::invalid_argument("syncpool::pool_resource::allocate: alignment " + std::to_string(alignment) +
+                                  " is not a power of two");
+    }
+    ensure_enlisted();
+    gate_guard gate(this);
+    return direct_.allocate(upstream_, arena_, bytes, alignment);
+  }
+  engine::scope s = engine_.enter_slow(cls);
+  const bool cacheless = s.cache == nullptr;
+  if (cacheless) gate_enter();
+  void* p = nullptr;
+  try {
+    size_class& c = *find_or_create(cls);
+    p = engine_.take(s, cls);
+    if (p == nullptr) {
+      if (c.chunked) {
+        void* blocks[kMaxSlots];
+        const std::size_t want = std::min<std::size_t>(engine_.refill_count(s, cls), kMaxSlots);
+        const std::size_t n = carve(c, blocks, want);
+        p = blocks[0];
+        for (std::size_t i = 1; i < n; ++i) engine_.give(s, cls, blocks[i]);
+      } else {
+        p = direct_.allocate(upstream_, arena_, c.block_size, kDirectClassAlignment);
+        c.upstream_bytes.fetch_add(c.block_size, std::memory_order_relaxed);
+        poison(p, c.block_size);
+      }
+    }
+  } catch (...) {
+    if (cacheless) gate_leave();
+    engine_.leave_slow(s);
+    throw;
+  }
+  if (cacheless) gate_leave();
+  engine_.leave_slow(s);
+  unpoison(p, kClassBytes[cls]);
+  return p;
+}
+
+void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  uint32_t cls;
+  if (!classify(bytes, alignment, &cls)) {
+    gate_guard gate(this);
+    direct_.deallocate(upstream_, p, bytes, alignment);
+    return;
+  }
+  poison(p, kClassBytes[cls]);
+  engine::scope s = engine_.enter_slow(cls);
+  const bool cacheless = s.cache == nullptr;
+  if (cacheless) gate_enter();
+  if (find(cls) == nullptr) {
+    std::fprintf(stderr,
+                 "syncpool::pool_resource: deallocate(%p, %zu, %zu): no block of that size was ever "
+                 "allocated here (a pointer from elsewhere, or a wrong size)\n",
+                 p, bytes, alignment);
+    std::abort();
+  }
+  engine_.give(s, cls, p);
+  if (cacheless) gate_leave();
+  engine_.leave_slow(s);
+}
+
+// ---------------------------------------------------------------------------
+// idleness, release, stats
+
+void resource_impl::try_reset() noexcept {
+  // release() or stats() is at work: another time.
+  if (!reset_mu_.try_lock()) return;
+  meta_arena::detached freed;
+  bool reset = false;
+  resetting_.store(true, std::memory_order_seq_cst);
+  if (gate_users_.load(std::memory_order_seq_cst) == 0) engine_.if_idle([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    bool empty = direct_.live() == 0;
+    for_each_class([&](size_class& c) { empty = empty && c.nchunks == 0; });
+    if (!empty) return false;
+    // No thread can reach the classes now (no cache exists, none can be
+    // made while the engine lock is held): drop them with the arena.
+    table_.store(nullptr, std::memory_order_release);
+    direct_.forget();
+    freed = arena_.detach();
+    reset = true;
+    return true;
+  });
+  resetting_.store(false, std::memory_order_release);
+  reset_mu_.unlock();
+  if (reset) meta_arena::free_detached(upstream_, freed);
+}
+
+void resource_impl::release_face() noexcept {
+  spin_lock_guard lock(reset_mu_);
+  for_each_class([&](size_class& c) {
+    chunk* to_free = nullptr;
+    {
+      spin_lock_guard clock(c.shared.mu);
+      for (uint32_t i = 0; i < c.nchunks; ++i) {
+        c.sorted[i]->next_avail = to_free;
+        to_free = c.sorted[i];
+      }
+      c.nchunks = 0;
+      c.avail = nullptr;
+    }
+    while (to_free != nullptr) {
+      chunk* next = to_free->next_avail;
+      unpoison(to_free->base, to_free->bytes);
+      upstream_.deallocate(to_free->base, to_free->bytes, to_free->bytes);
+      c.upstream_bytes.fetch_sub(to_free->bytes, std::memory_order_relaxed);
+      to_free = next;
+    }
+  });
+  direct_.release(upstream_, arena_);
+  table_.store(nullptr, std::memory_order_release);
+  direct_.forget();
+  meta_arena::free_detached(upstream_, arena_.detach());
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  checker().clear();
+#endif
+}
+
+pool_resource_stats resource_impl::stats() const {
+  pool_resource_stats s;
+  auto* self = const_cast<resource_impl*>(this);
+  spin_lock_guard lock(self->reset_mu_);
+  const uint32_t classes = static_cast<uint32_t>(class_index(largest_)) + 1;
+  s.classes.reserve(classes);
+  for (uint32_t k = 0; k < classes; ++k) {
+    pool_resource_stats::counts n;
+    n.block_size = kClassBytes[k];
+    const size_class* c = find(k);
+    if (c == nullptr) {  // never used (or used and given back when idle)
+      s.classes.push_back(n);
+      continue;
+    }
+    const engine_stats e = engine_.class_stats(k);
+    n.local_hits = e.local_hits;
+    n.stolen = e.stolen;
+    n.victim_hits = e.victim_hits;
+    n.misses = e.misses;
+    n.cached = e.cached;
+    n.cached_bytes = e.cached * c->block_size;
+    n.upstream_bytes = c->upstream_bytes.load(std::memory_order_relaxed);
+    n.idle_threads_reachable = e.reaches_idle_threads;
+    s.total.local_hits += n.local_hits;
+    s.total.stolen += n.stolen;
+    s.total.victim_hits += n.victim_hits;
+    s.total.misses += n.misses;
+    s.total.cached += n.cached;
+    s.total.cached_bytes += n.cached_bytes;
+    s.total.upstream_bytes += n.upstream_bytes;
+    s.classes.push_back(n);
+  }
+  const engine_stats all = engine_.stats();
+  s.total.thread_caches = all.thread_caches;
+  s.total.idle_threads_reachable = all.reaches_idle_threads;
+  s.bookkeeping_bytes = arena_.upstream_bytes();
+  // Direct classes' blocks are in their classes' upstream_bytes already;
+  // the direct counters are for requests no class serves.
+  std::size_t class_direct = 0;
+  for (const auto& n : s.classes) {
+    if (n.block_size > kLargestChunkedClass) class_direct += n.upstream_bytes;
+  }
+  s.direct_bytes = direct_.upstream_bytes() - class_direct;
+  s.direct_allocations = direct_.allocations();
+  for (const auto& n : s.classes) {
+    if (n.block_size > kLargestChunkedClass) s.direct_allocations -= std::min<uint64_t>(s.direct_allocations, n.misses);
+  }
+  s.total.misses += s.direct_allocations;
+  s.total.upstream_bytes += s.direct_bytes + s.bookkeeping_bytes;
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// fork
+
+void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
+  if (r == rank::upstream) {
+    impl->reset_mu_.lock();
+    impl->upstream_.mu().lock();
+  } else if (r == rank::blocks) {
+    impl->classes_mu_.lock();
+    impl->arena_.mu().lock();
+    impl->direct_.mu().lock();
+#ifdef SYNCPOOL_DEBUG_CHECKS
+    impl->checker().mu().lock();
+#endif
+  }
+}
+
+void resource_impl::fork_hooks::unlock_after_fork(rank r) noexcept {
+  if (r == rank::upstream) {
+    impl->upstream_.mu().unlock();
+    impl->reset_mu_.unlock();
+  } else if (r == rank::blocks) {
+#ifdef SYNCPOOL_DEBUG_CHECKS
+    impl->checker().mu().unlock();
+#endif
+    impl->direct_.mu().unlock();
+    impl->arena_.mu().unlock();
+    impl->classes_mu_.unlock();
+  }
+}
+
+void resource_impl::fork_hooks::reset_after_fork(rank r) noexcept {
+  if (r == rank::upstream) {
+    impl->upstream_.mu().reset_after_fork();
+    impl->reset_mu_.reset_after_fork();
+  } else if (r == rank::blocks) {
+#ifdef SYNCPOOL_DEBUG_CHECKS
+    impl->checker().mu().reset_after_fork();
+#endif
+    impl->direct_.mu().reset_after_fork();
+    impl->arena_.mu().reset_after_fork();
+    impl->classes_mu_.reset_after_fork();
+  }
+}
 
 }  // namespace internal
 
 // ---------------------------------------------------------------------------
 // pool_resource
 
-pool_resource::pool_resource() : pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
+namespace {
+
+std::size_t largest_class_for(std::size_t requested) noexcept {
+  std::size_t largest = requested == 0 ? internal::kDefaultLargest : requested;
+  largest = std::clamp(largest, internal::kSmallestClass, internal::kLargestClassLimit);
+  return internal::class_size(internal::class_index(largest));
+}
+
+}  // namespace
+
+pool_resource::pool_resource() : pool_resource(pool_resource_options{}, std::pmr::get_default_resource()) {}
 
 pool_resource::pool_resource(std::pmr::memory_resource* upstream)
-    : pool_resource(std::pmr::pool_options{}, upstream) {}
+    : pool_resource(pool_resource_options{}, upstream) {}
 
 pool_resource::pool_resource(const std::pmr::pool_options& options)
     : pool_resource(options, std::pmr::get_default_resource()) {}
 
 pool_resource::pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
+    : pool_resource(pool_resource_options{options, 0}, upstream) {}
+
+pool_resource::pool_resource(const pool_resource_options& options)
+    : pool_resource(options, std::pmr::get_default_resource()) {}
+
+pool_resource::pool_resource(const pool_resource_options& options, std::pmr::memory_resource* upstream)
     : upstream_(upstream), options_(options) {
   if (upstream == nullptr) throw std::invalid_argument("syncpool::pool_resource: upstream is null");
-  impl_ = std::make_unique<internal::resource_impl>(upstream, options_);
-  classes_ = impl_->classes();
-  largest_ = options_.largest_required_pool_block;
+  largest_ = largest_class_for(options.largest_required_pool_block);
+  options_.largest_required_pool_block = largest_;
+  // The most blocks a chunk holds (what std::pmr reports here).
+  const std::size_t most = internal::kLargestChunk / internal::kSmallestClass;
+  options_.max_blocks_per_chunk =
+      options.max_blocks_per_chunk == 0 ? most : std::min(options.max_blocks_per_chunk, most);
+  thread_cache_bytes_ =
+      options.thread_cache_bytes == 0 ? internal::kDefaultThreadCacheBytes : options.thread_cache_bytes;
+  new (impl_) internal::resource_impl(upstream, largest_, options.max_blocks_per_chunk, thread_cache_bytes_);
 }
 
-pool_resource::~pool_resource() = default;
+pool_resource::~pool_resource() { impl().~resource_impl(); }
 
-void pool_resource::release() { impl_->release(); }
+internal::resource_impl& pool_resource::impl() noexcept {
+  return *std::launder(reinterpret_cast<internal::resource_impl*>(impl_));
+}
 
-void pool_resource::collect() { impl_->collect(); }
+const internal::resource_impl& pool_resource::impl() const noexcept {
+  return *std::launder(reinterpret_cast<const internal::resource_impl*>(impl_));
+}
 
-pool_resource_stats pool_resource::stats() const { return impl_->stats(); }
+void pool_resource::release() { impl().release(); }
+
+void pool_resource::collect() { impl().collect(); }
+
+pool_resource_stats pool_resource::stats() const { return impl().stats(); }
 
 namespace {
 
@@ -378,37 +931,35 @@ namespace {
 // the out-of-line path sorts out: oversize, bad alignment, bytes == 0 and
 // overflow (where the rounded size comes out as 0), and over-aligned
 // requests in the classes above 4 KiB (plain upstream blocks).
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment,
-                                                      std::size_t limit, std::size_t& index) noexcept {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment, std::size_t limit,
+                                                      uint32_t& index) noexcept {
   const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
   if (ABSL_PREDICT_FALSE(rounded - 1 >= limit || (alignment & (alignment - 1)) != 0)) return false;
   if (ABSL_PREDICT_TRUE(rounded <= internal::kTableLimit)) {
-    index = internal::class_index_small(rounded);
+    index = static_cast<uint32_t>(internal::class_index_small(rounded));
     return true;
   }
-  if (rounded > internal::kLargestChunkedClass && alignment > internal::kDirectClassAlignment) {
-    return false;
-  }
-  index = internal::class_index(rounded);
+  if (rounded > internal::kLargestChunkedClass && alignment > internal::kDirectClassAlignment) return false;
+  index = static_cast<uint32_t>(internal::class_index(rounded));
   return true;
 }
 
 }  // namespace
 
-// The hot path: a pooled request served by the calling thread's slots, with
+// The hot path: a pooled request served by the calling thread's cache, with
 // no call, no lock and no atomic read-modify-write. Everything else goes to
 // resource_impl, out of line.
 void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void* p = nullptr;
-  std::size_t index;
+  uint32_t index;
   if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
-    internal::size_class& c = classes_[index];
-    p = c.cache.try_get_fast();
-    if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, c.block_size);
+    const uint32_t size = internal::kClassBytes[index];
+    p = impl().engine_.try_get_fast(index, size);
+    if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, size);
   }
-  if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl_->allocate(bytes, alignment);
+  if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl().allocate_slow(bytes, alignment);
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  impl_->checker.on_allocate(p, bytes, alignment);
+  impl().checker().on_allocate(p, bytes, alignment);
 #endif
   return p;
 }
@@ -418,19 +969,18 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
   // enter a cache (it would be handed out, and given back to a chunk).
   if (ABSL_PREDICT_FALSE(p == nullptr)) return;
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  impl_->checker.on_deallocate(p, bytes, alignment);
+  impl().checker().on_deallocate(p, bytes, alignment);
 #endif
-  std::size_t index;
+  uint32_t index;
   if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
-    internal::size_class& c = classes_[index];
-    internal::poison(p, c.block_size);
-    if (ABSL_PREDICT_TRUE(c.cache.try_put_fast(p))) return;
+    const uint32_t size = internal::kClassBytes[index];
+    internal::poison(p, size);
+    if (ABSL_PREDICT_TRUE(impl().engine_.try_put_fast(index, p, size))) return;
+    internal::unpoison(p, size);  // deallocate_slow poisons it again
   }
-  impl_->deallocate(p, bytes, alignment);
+  impl().deallocate_slow(p, bytes, alignment);
 }
 
-bool pool_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
-  return this == &other;
-}
+bool pool_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept { return this == &other; }
 
 }  // namespace syncpool

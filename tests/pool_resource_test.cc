@@ -881,8 +881,10 @@ TEST(PoolResourceThreads, ManyThreadsShareOneResource) {
 
 TEST(PoolResourceUpstreamFailure, BadAllocPropagatesAndTheResourceStaysUsable) {
   // Fail the n-th upstream call for n = 1..14: whatever was in flight, the
-  // exception reaches the caller, earlier blocks are intact, later
-  // allocations work, and nothing leaks.
+  // exception reaches the caller (unless the call was for bookkeeping the
+  // resource can do without: a thread cache, say), earlier blocks are
+  // intact, later allocations work, and nothing leaks.
+  int total_failures = 0;
   static const std::size_t kSizes[] = {8,    24,   64,    200,   1000,  4096,   5000,
                                        9000, 20000, 65536, 70000, 12,    3000,  131072};
   for (uint64_t n = 1; n <= 14; ++n) {
@@ -904,7 +906,8 @@ TEST(PoolResourceUpstreamFailure, BadAllocPropagatesAndTheResourceStaysUsable) {
           }
         }
       }
-      EXPECT_EQ(failures, 1) << "n = " << n;
+      EXPECT_LE(failures, 1) << "n = " << n;
+      total_failures += failures;
       // The upstream recovered: everything works.
       for (std::size_t size : kSizes) {
         block b{pool.allocate(size, 8), size, 8, seed++};
@@ -921,6 +924,8 @@ TEST(PoolResourceUpstreamFailure, BadAllocPropagatesAndTheResourceStaysUsable) {
     }
     expect_clean(up);
   }
+  // Most upstream calls bring memory for the request at hand.
+  EXPECT_GE(total_failures, 7);
 }
 
 TEST(PoolResourceUpstreamFailure, CachedBlocksStillServedWhileUpstreamIsDown) {
@@ -1041,7 +1046,10 @@ TEST(PoolResourceStats, ThreadCacheUpstreamAndVictimCounters) {
   EXPECT_EQ(s.classes[c].block_size, 64u);
   EXPECT_EQ(s.classes[c].misses, 1u);
   EXPECT_EQ(s.classes[c].local_hits, 0u);
-  EXPECT_EQ(s.classes[c].upstream_bytes, up.live_bytes());
+  // The class's chunk, and the bookkeeping (its state, the thread's cache):
+  // everything from upstream.
+  EXPECT_EQ(s.classes[c].upstream_bytes + s.bookkeeping_bytes, up.live_bytes());
+  EXPECT_EQ(s.total.upstream_bytes, up.live_bytes());
   EXPECT_GT(s.classes[c].upstream_bytes, 0u);
   // The chunk's other blocks went to this thread's cache.
   EXPECT_GT(s.classes[c].cached_bytes, 0u);

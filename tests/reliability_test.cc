@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <latch>
 #include <limits>
 #include <memory>
 #include <memory_resource>
@@ -358,7 +359,10 @@ TEST_F(Reliability, OversizeRequestsReachUpstreamUnchanged) {
 // engine 2^32 serials later (or 2^32 cycles on) had the epoch of a dead one.
 // A record the dead engine left in a thread's table then passed the new
 // engine's fast-path check: objects put there were in no list of the new
-// engine and leaked silently.
+// engine and leaked silently. Now a thread's table entries are matched by a
+// 64-bit key unique to each engine, and a dying engine clears the entries
+// that point at its caches, so that even a key that came round again finds
+// nothing.
 
 struct counted {
   static std::atomic<long>& alive() {
@@ -369,30 +373,41 @@ struct counted {
   ~counted() { alive().fetch_sub(1); }
 };
 
-TEST_F(Reliability, EngineSerialWrapDoesNotRevivePoolsLeftInThreads) {
+TEST_F(Reliability, AKeyThatComesRoundAgainDoesNotRevivePoolsLeftInThreads) {
   run_in_child([] {
-    uint64_t serial;
+    uint64_t key;
     {
       pool<counted> a;
-      a.put(std::make_unique<counted>());  // this thread gets a record for a's id
-      serial = hooks::next_engine_serial() - 1;
+      a.put(std::make_unique<counted>());  // this thread's table points at a's cache
+      key = hooks::key_of(hooks::engine_of(a));
     }
     CHILD_CHECK(counted::alive().load() == 0);
-    // The next engine (same id) gets a serial 2^32 later.
-    hooks::set_next_engine_serial(serial + (uint64_t{1} << 32));
+    // The next engine gets the dead one's key, as after a wrap.
+    hooks::set_next_engine_key(key);
     {
       pool<counted> b;
+      CHILD_CHECK(hooks::key_of(hooks::engine_of(b)) == key);
       for (int i = 0; i < 4; ++i) b.put(std::make_unique<counted>());
       CHILD_CHECK(b.stats().cached == 4);
+    }
+    CHILD_CHECK(counted::alive().load() == 0);
+    // And the old aliasing distance (2^32) is no distance at all now.
+    hooks::set_next_engine_key(key + (uint64_t{1} << 32));
+    {
+      pool<counted> c;
+      for (int i = 0; i < 4; ++i) c.put(std::make_unique<counted>());
+      CHILD_CHECK(c.stats().cached == 4);
     }
     CHILD_CHECK(counted::alive().load() == 0);
   });
 }
 
-TEST_F(Reliability, EpochsPastTwoToTheThirtyTwoCyclesStillAge) {
+TEST_F(Reliability, CyclesPastTwoToTheThirtyTwoStillAge) {
   run_in_child([] {
     pool<counted> p;
-    hooks::set_epoch(hooks::engine_of(p), (uint64_t{1} << 32) - 2);
+    p.put(std::make_unique<counted>());  // the thread's cache exists
+    (void)p.get();
+    hooks::set_cycle(hooks::engine_of(p), (uint64_t{1} << 32) - 2);
     for (int cycle = 0; cycle < 4; ++cycle) {
       p.put(std::make_unique<counted>());
       syncpool::collect();
@@ -505,28 +520,36 @@ class collecting_upstream : public std::pmr::memory_resource {
 };
 
 TEST_F(Reliability, UpstreamThatCallsCollectDoesNotDeadlock) {
+  if (!syncpool::internal::asymmetric_fence_available()) GTEST_SKIP() << "no membarrier() here";
   run_in_child([] {
     collecting_upstream up;
+    up.trigger = 0;  // armed below
     {
       pool_resource pool(&up);
-      // Every block of the class's first chunk, held here.
-      std::vector<void*> first_chunk;
-      while (up.allocates < 2) {
-        up.before_collect = [&pool, &first_chunk] {
-          // Another thread frees the first chunk's blocks into its shared
-          // queue while this thread grows the class: the collects below make
-          // them victims, destroy them, and give the chunk back upstream.
-          std::thread([&] {
-            for (void* p : first_chunk) pool.deallocate(p, 64);
-            syncpool::flush_thread_cache();
-          }).join();
-          first_chunk.clear();
-        };
-        void* p = pool.allocate(64);
-        if (up.allocates < 2) first_chunk.push_back(p);
-        else pool.deallocate(p, 64);
+      // The class's first chunks (4 + 8 + 16 + 32 blocks), held here...
+      std::vector<void*> held;
+      for (int i = 0; i < 60; ++i) held.push_back(pool.allocate(64));
+      // ...then freed into another thread's cache, which stays alive and
+      // idle: out of this thread's reach, within a collector's.
+      std::latch freed(1), done(1);
+      std::thread parked([&] {
+        for (void* p : held) pool.deallocate(p, 64);
+        freed.count_down();
+        done.wait();
+      });
+      freed.wait();
+      // This thread grows the same class; the upstream call that brings the
+      // next chunk collects twice, which takes the parked cache, destroys
+      // its blocks and gives their chunks back upstream, re-entrantly,
+      // while the class is being grown.
+      up.trigger = up.allocates + 1;
+      for (int i = 0; up.allocates < up.trigger; ++i) {
+        (void)pool.allocate(64);
+        CHILD_CHECK(i < 100000);
       }
-      CHILD_CHECK(up.backing.deallocate_calls() >= 1);  // the first chunk went back
+      CHILD_CHECK(up.backing.deallocate_calls() >= 1);  // chunks went back
+      done.count_down();
+      parked.join();
       // Usable afterwards, upstream included.
       std::vector<void*> v;
       for (int i = 0; i < 5000; ++i) v.push_back(pool.allocate(64));

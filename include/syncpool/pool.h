@@ -6,16 +6,16 @@
 // when the cache is empty.
 //
 // How it works (as Go's runtime does it, src/sync/pool.go):
-//   - Each thread has a small private cache per pool and a shared queue.
-//     put() fills the private cache, then spills a batch to the thread's
-//     shared queue. get() takes from the private cache, then its own shared
-//     queue, then steals from other threads' shared queues (an idle thread's
-//     objects are found), then from the victim generation, and only then
-//     calls the factory.
+//   - Each thread has a private cache per pool (up to `local_capacity`
+//     objects). put() fills it, then spills a batch into the pool's shared
+//     depot. get() takes from the private cache, then the depot (batches
+//     any thread spilled: its own first in time, others' stolen), then the
+//     victim generation, and only then calls the factory.
 //   - syncpool::collect() (collect.h) is the GC: it destroys the victim
-//     generation and turns everything else into the new victim. An object
-//     that nobody asks for is destroyed within two cycles.
-//     syncpool::collector runs it on a timer.
+//     generation and turns everything else into the new victim, the private
+//     caches of idle threads included (taken without stopping their owners:
+//     see collect.h). An object that nobody asks for is destroyed within two
+//     cycles. syncpool::collector runs it on a timer.
 //   - A thread that exits hands its cached objects to the pool; destroying a
 //     pool destroys everything it caches.
 //
@@ -49,9 +49,10 @@
 //     handed to another thread, or dropped by `retain_if`. Never rely on the
 //     pool for state; get() may return an object in any state a previous
 //     user left it in (use `reset` to clean on put).
-//   - A live thread that stops using a pool keeps up to `local_capacity`
-//     objects in its private cache until it uses the pool again, calls
-//     syncpool::flush_thread_cache() or collect(), or exits.
+//   - Where membarrier() is unavailable (seccomp), a live thread that stops
+//     using a pool keeps up to `local_capacity` objects in its private cache
+//     until it uses the pool again, calls syncpool::flush_thread_cache() or
+//     collect(), or exits. stats().idle_threads_reachable says which holds.
 //   - A pool must outlive every get()/put() on it, and must not be destroyed
 //     while another thread uses it (as for any object).
 //   - The factory is not serialized: threads that miss at the same time run
@@ -80,6 +81,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -240,7 +242,7 @@ class pool {
 
   // A cached object if there is one, else factory() (nullptr without one).
   pointer get() {
-    if (void* obj = engine_.try_get()) return pointer(static_cast<T*>(obj));
+    if (void* obj = engine_.try_get(0, 1)) return pointer(static_cast<T*>(obj));
     if (factory_) return factory_();
     return nullptr;
   }
@@ -252,7 +254,7 @@ class pool {
     if (obj == nullptr) return;
     if (retain_if_ && !retain_if_(std::as_const(*obj))) return;  // destroyed here
     if (reset_) reset_(*obj);
-    engine_.put(obj.release());
+    engine_.put(0, obj.release(), 1);
   }
 
   // get(), wrapped so that the object is put() back when the lease ends.
@@ -260,7 +262,7 @@ class pool {
 
   pool_stats stats() const { return internal::to_pool_stats(engine_.stats()); }
 
-  uint32_t local_capacity() const noexcept { return engine_.local_capacity(); }
+  uint32_t local_capacity() const noexcept { return local_capacity_; }
 
  private:
   struct construct_tag {};
@@ -269,18 +271,44 @@ class pool {
       : factory_(std::move(factory)),
         reset_(std::move(options.reset)),
         retain_if_(std::move(options.retain_if)),
-        engine_(internal::engine_client{&destroy_objects, nullptr},
-                internal::engine_config{internal::checked_local_capacity(options.local_capacity)}) {}
+        local_capacity_(internal::checked_local_capacity(options.local_capacity)),
+        engine_(&kClient, this, internal::engine_config{1, local_capacity_}) {}
 
-  static void destroy_objects(void*, void** objects, size_t n) noexcept {
+  // The engine's view of this face: one class of T objects, each weighing
+  // one against a thread's budget of local_capacity.
+  static void destroy_objects(void*, uint32_t, void** objects, size_t n) noexcept {
     for (size_t i = 0; i < n; ++i) Deleter()(static_cast<T*>(objects[i]));
   }
+  static internal::class_shared* shared_of(void* self, uint32_t) noexcept {
+    return &static_cast<pool*>(self)->shared_;
+  }
+  static uint32_t capacity_of(const void* self, uint32_t) noexcept {
+    return static_cast<const pool*>(self)->local_capacity_;
+  }
+  static uint32_t batch_of(const void* self, uint32_t) noexcept {
+    // A spill moves three quarters of the slots: fewer trips to the depot
+    // than halves, and room left on both sides against ping-pong.
+    const uint32_t cap = static_cast<const pool*>(self)->local_capacity_;
+    return cap - cap / 4 == 0 ? 1 : cap - cap / 4;
+  }
+  static uint64_t weight_of(const void*, uint32_t) noexcept { return 1; }
+  static void* meta_alloc(void*, size_t bytes, size_t alignment) noexcept {
+    return ::operator new(bytes, std::align_val_t(alignment), std::nothrow);
+  }
+  static void meta_free(void*, void* p, size_t, size_t alignment) noexcept {
+    ::operator delete(p, std::align_val_t(alignment));
+  }
+  static constexpr internal::engine_client kClient = {&destroy_objects, &shared_of, &capacity_of, &batch_of,
+                                                      &weight_of,       &meta_alloc, &meta_free,   nullptr};
 
   friend struct internal::testing_hooks;
 
   const internal::pool_factory<pointer> factory_;
   const std::function<void(T&)> reset_;
   const std::function<bool(const T&)> retain_if_;
+  const uint32_t local_capacity_;
+  // The depot and victim; outlives the engine, which empties it.
+  internal::class_shared shared_;
   // Last: destroyed first, while the members above still exist.
   internal::engine engine_;
 };

@@ -16,21 +16,28 @@
 //     four classes per power of two up to 128 bytes and eight above. For a
 //     request of at least 8 bytes, rounding wastes at most 25% of it, and at
 //     most 12.5% above 128 bytes. The class is found in O(1).
-//   - Each class is an instance of the pool engine (see pool.h): a thread's
-//     own cache serves allocate and deallocate with no lock and no atomic
-//     read-modify-write; a block freed by another thread than the one that
-//     allocated it just joins the freeing thread's cache; idle threads'
-//     spilled blocks are stolen by others.
-//   - Classes up to 4 KiB carve their blocks from 64 KiB chunks obtained from
-//     upstream (one upstream call per chunk); larger classes take one upstream
-//     block each. Larger requests, and alignments no class can serve, go
-//     straight to upstream (and are still returned by release()).
-//   - syncpool::collect() ages the resource like a pool: cached blocks that
-//     stay unused for two cycles go back to their chunk, and a chunk whose
-//     blocks are all back goes back upstream. After two cycles with nothing
-//     allocated, the resource holds no upstream memory, provided every thread
-//     that used it has exited or has been idle since it called
-//     syncpool::flush_thread_cache() (the thread calling collect() counts).
+//   - The resource is one instance of the pool engine (see pool.h): each
+//     thread that uses it gets one cache holding every class it used, which
+//     serves allocate and deallocate with no lock and no atomic
+//     read-modify-write. Blocks beyond a thread's budget go to a per-class
+//     depot in batches (one lock per batch), where every thread finds them:
+//     a consumer thread's frees flow back to the producer that way.
+//   - Classes up to 4 KiB carve their blocks from chunks obtained from
+//     upstream; a class's first chunk is small (a few blocks) and each next
+//     one twice as large, up to 64 KiB. Larger classes take one upstream block
+//     each. Larger requests, and alignments no class can serve, go straight
+//     to upstream (and are still returned by release()).
+//   - Construction allocates nothing. Every byte the resource uses, its
+//     bookkeeping included, comes from upstream (a pool_resource over a
+//     monotonic_buffer_resource on a stack buffer never touches the heap),
+//     and goes back with release(), the destructor, or idleness (below).
+//   - syncpool::collect() ages the resource like a pool: a cycle takes what
+//     each idle thread caches (an asymmetric fence: membarrier() on Linux),
+//     cached blocks unused for two cycles go back to their chunk, a chunk
+//     whose blocks are all back goes back upstream, and a thread cache
+//     unused for a cycle is freed. After two cycles with nothing allocated,
+//     the resource holds no upstream memory at all, whatever its threads
+//     do meanwhile, parked or not.
 //
 // Guarantees:
 //   - Thread-safe, like synchronized_pool_resource: any thread may allocate,
@@ -49,19 +56,21 @@
 //   - Bad input gets an exception: a non-power-of-two alignment throws
 //     std::invalid_argument; an upstream that throws leaves the resource
 //     consistent. deallocate(nullptr, n) does nothing, as free(nullptr).
+//   - Each thread caches at most `thread_cache_bytes` (default 256 KiB) of
+//     free blocks per resource, all classes together.
 //   - collect() (this one and syncpool::collect()) may run concurrently with
 //     everything, release() and destruction included.
 //   - fork() is safe while other threads use the resource: the child can
 //     use it (see collect.h for what the child inherits).
 //   - release() (and the destructor) gives upstream back everything obtained
-//     from it, including blocks still allocated.
+//     from it, including blocks still allocated; threads start afresh.
 //
 // NOT guaranteed:
-//   - An idle live thread that has not flushed keeps, per size class it used,
-//     up to 32 KiB of blocks in its private cache (at most 128 blocks; two
-//     blocks in the classes above 16 KiB), and each such block keeps its
-//     chunk (64 KiB) with upstream. Call syncpool::flush_thread_cache()
-//     before parking a thread for long.
+//   - Where membarrier() is unavailable (a seccomp filter refuses it), a
+//     collector cannot take an idle live thread's cache: that thread keeps
+//     up to `thread_cache_bytes` until it calls again, calls
+//     syncpool::flush_thread_cache(), or exits. stats() says which holds
+//     (idle_threads_reachable).
 //   - release() and destruction must not race with allocate/deallocate on
 //     other threads (as for the standard resources).
 //   - fork() while another thread is inside an upstream that calls back into
@@ -92,8 +101,20 @@ namespace syncpool {
 
 namespace internal {
 class resource_impl;
-struct size_class;
+// sizeof(resource_impl), checked where it is defined; stored inline in
+// pool_resource so that constructing one allocates nothing.
+inline constexpr std::size_t kResourceImplBytes = 512;
 }  // namespace internal
+
+// syncpool::pool_resource_options
+//
+// std::pmr::pool_options plus syncpool's own: a pool_resource takes either.
+struct pool_resource_options : std::pmr::pool_options {
+  // Free blocks one thread keeps for itself per resource, all classes
+  // together, in bytes; 0: the default (256 KiB). What is over goes to the
+  // shared depot, where every thread finds it.
+  std::size_t thread_cache_bytes = 0;
+};
 
 // syncpool::pool_resource_stats
 //
@@ -113,9 +134,11 @@ struct pool_resource_stats {
   std::vector<counts> classes;       // one per size class, smallest first
   // Sums of the classes and the direct requests; a direct request counts as
   // a miss, so local_hits + stolen + victim_hits + misses = allocate() calls.
+  // total.upstream_bytes includes the bookkeeping (also alone below).
   counts total;
   uint64_t direct_allocations = 0;   // requests sent straight to upstream
   std::size_t direct_bytes = 0;      // of which still held
+  std::size_t bookkeeping_bytes = 0; // thread caches, class state, from upstream
 };
 
 // syncpool::pool_resource
@@ -127,6 +150,8 @@ class pool_resource : public std::pmr::memory_resource {
   explicit pool_resource(std::pmr::memory_resource* upstream);
   explicit pool_resource(const std::pmr::pool_options& options);
   pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream);
+  explicit pool_resource(const pool_resource_options& options);
+  pool_resource(const pool_resource_options& options, std::pmr::memory_resource* upstream);
   pool_resource(const pool_resource&) = delete;
   pool_resource& operator=(const pool_resource&) = delete;
   ~pool_resource() override;
@@ -140,6 +165,7 @@ class pool_resource : public std::pmr::memory_resource {
   // The options in effect: zeros replaced by the defaults, the largest block
   // rounded up to its size class.
   std::pmr::pool_options options() const noexcept { return options_; }
+  std::size_t thread_cache_bytes() const noexcept { return thread_cache_bytes_; }
 
   // One collect cycle over this resource only (syncpool::collect() covers
   // every pool and resource).
@@ -153,13 +179,14 @@ class pool_resource : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
 
  private:
+  internal::resource_impl& impl() noexcept;
+  const internal::resource_impl& impl() const noexcept;
+
   std::pmr::memory_resource* const upstream_;
   std::pmr::pool_options options_;
-  std::unique_ptr<internal::resource_impl> impl_;
-  // impl_'s class array and largest class, held here too to save a load on
-  // every call.
-  internal::size_class* classes_ = nullptr;
-  std::size_t largest_ = 0;
+  std::size_t thread_cache_bytes_ = 0;
+  std::size_t largest_ = 0;  // the largest class, for the inline fast path
+  alignas(std::max_align_t) unsigned char impl_[internal::kResourceImplBytes];
 };
 
 }  // namespace syncpool

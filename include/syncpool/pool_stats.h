@@ -46,6 +46,11 @@ struct pool_stats {
   uint64_t victim_hits = 0;  // the victim generation
   uint64_t misses = 0;       // nothing cached: a new object or block was made
   uint64_t cached = 0;       // objects (blocks) held right now, all tiers
+  uint64_t thread_caches = 0;  // per-thread caches alive (freed after a cycle unused)
+  // True where a collect() cycle reaches idle threads' caches (Linux with
+  // membarrier()); false where it cannot (seccomp refuses membarrier):
+  // there, an idle live thread keeps its cache until it calls again.
+  bool idle_threads_reachable = true;
 };
 
 }  // namespace syncpool

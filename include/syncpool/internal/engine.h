@@ -1,47 +1,70 @@
 // syncpool/internal/engine.h
 //
-// The one pool engine behind every face of syncpool (`pool<T>`, each size
-// class of `pool_resource`). It caches type-erased `void*` objects in three
-// tiers, as Go's sync.Pool does:
+// The one pool engine behind every face of syncpool: a pool<T> is an engine
+// with one class, a pool_resource an engine with one class per block size.
+// It caches type-erased `void*` items in three tiers, as Go's sync.Pool does:
 //
-//   1. per (thread, engine) *slots*: a small array only the owning thread
-//      touches. A hit costs a TLS load, two compares and a plain load/store:
-//      no lock and no atomic read-modify-write.
-//   2. per (thread, engine) *shared* queue of batches, under a spin lock that is
-//      taken once per batch: the owner spills/refills here, other threads
-//      steal from it.
-//   3. the engine's *victim* generation. `age()` (what `syncpool::collect()`
-//      runs on every engine) destroys the old victim and turns everything in
-//      tier 2 (and the orphans of exited threads) into the new victim.
+//   1. one *thread cache* per (thread, engine): for every class the thread
+//      used, an array of items only that thread touches. A hit is a few
+//      plain loads and stores: no lock, no atomic read-modify-write.
+//   2. per class, a *depot* of batches, under a spin lock taken once per
+//      batch: thread caches spill into it and refill from it, so what one
+//      thread frees reaches the others (Go's shared queues and stealing).
+//   3. per class, the *victim* generation: a collect cycle destroys the old
+//      victim and makes everything cached the new victim; get() looks there
+//      only after the primary tiers, so idle items age out.
 //
-// The slots are owner-only, so a collector cannot take them. Instead each
-// engine carries an epoch; the owner compares it on every call (a relaxed
-// load) and, on a change, ages its own slots: one missed cycle sends them to
-// the victim, two or more destroy them. A thread that never calls again keeps
-// at most `local_capacity` objects per engine until it exits, calls
-// `flush_thread_cache()` or calls `collect()` itself.
+// How a collector reaches a thread cache without stopping its owner (an
+// asymmetric fence, as liburcu and folly's hazard pointers do):
+//   - The owner brackets every use of its cache: it raises a per-thread
+//     `busy` word, then reads the engine's `key`, which must equal the key it
+//     stored beside its cache pointer; then it works; then it lowers `busy`.
+//     Plain loads and stores, a compiler barrier in between.
+//   - A collector stores a new key (revoking every cache of the engine),
+//     calls membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) once per cycle, then
+//     takes the content of every cache whose owner is not busy. Either the
+//     owner saw the new key (and goes to its slow path, which takes the
+//     engine lock), or the collector saw it busy (and leaves its cache for
+//     this cycle).
+//   - Where the kernel refuses membarrier (seccomp), the collector only
+//     revokes; each owner ages its own cache on its next call. Idle threads
+//     then keep their caches (engine_stats::reaches_idle_threads says so).
+//   - Under ThreadSanitizer both sides use sequentially consistent atomics
+//     instead, which TSan understands.
 //
-// Users never see this header's types; they are an implementation detail of
-// pool.h and pool_resource.h and may change at any time.
+// Nothing here allocates until first use; the faces supply the memory for
+// bookkeeping (pool_resource takes it from its upstream).
+//
+// Users never see this header's types; they may change at any time.
 
 #ifndef SYNCPOOL_INTERNAL_ENGINE_H_
 #define SYNCPOOL_INTERNAL_ENGINE_H_
+
+#include "syncpool/internal/config.h"
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 
-#include "syncpool/internal/mutex.h"
-
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
+#include "syncpool/internal/mutex.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define SYNCPOOL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SYNCPOOL_TSAN 1
+#endif
+#endif
 
 namespace syncpool {
 namespace internal {
 
 class engine;
+struct thread_cache;
 
 // A counter written by one thread and read by any: relaxed load + store, so
 // the hot path pays a plain `add` to memory, never a locked instruction.
@@ -55,15 +78,18 @@ class owner_counter {
   std::atomic<uint64_t> v_{0};
 };
 
-// Where the objects handed out by an engine came from, and how many of them
-// it holds now. A snapshot: counters of running threads may move while it is
-// taken.
+// Where the items handed out by an engine (or one class of it) came from,
+// and what it holds. A snapshot: running threads' counters move meanwhile.
 struct engine_stats {
-  uint64_t local_hits = 0;   // this thread's slots or shared queue
-  uint64_t stolen = 0;       // another thread's shared queue, or orphans
+  uint64_t local_hits = 0;   // the thread's own cache, or a batch it spilled
+  uint64_t stolen = 0;       // a batch spilled by another (or an exited) thread
   uint64_t victim_hits = 0;  // the victim generation
-  uint64_t misses = 0;       // nothing cached: the face made a new object
-  uint64_t cached = 0;       // objects held in every tier right now
+  uint64_t misses = 0;       // nothing cached: the face made a new item
+  uint64_t cached = 0;       // items held in every tier right now
+  uint64_t thread_caches = 0;  // (thread, engine) caches alive, orphans included
+  // False when membarrier() is unavailable: a collector then cannot take
+  // an idle thread's cache, which waits for its owner's next call.
+  bool reaches_idle_threads = true;
 
   engine_stats& operator+=(const engine_stats& o) noexcept {
     local_hits += o.local_hits;
@@ -71,21 +97,29 @@ struct engine_stats {
     victim_hits += o.victim_hits;
     misses += o.misses;
     cached += o.cached;
+    thread_caches += o.thread_caches;
+    reaches_idle_threads = reaches_idle_threads && o.reaches_idle_threads;
     return *this;
   }
 };
 
-// A batch of cached objects: the unit in which tiers 2 and 3 move objects, so
-// that one lock acquisition moves many of them.
+// Items moved between tiers, a batch at a time, so that one lock moves many.
 struct batch {
   batch* next;
+  const thread_cache* origin;  // the cache that spilled it; nullptr: anyone
   uint32_t count;
   uint32_t capacity;
-  void* items[1];  // really `capacity` items: allocated with make_batch()
+  void* items[1];  // really `capacity` items
+
+  static constexpr std::size_t bytes_for(uint32_t capacity) noexcept {
+    return offsetof(batch, items) + sizeof(void*) * (capacity == 0 ? 1 : capacity);
+  }
+  static batch* of_items(void** items) noexcept {
+    return reinterpret_cast<batch*>(reinterpret_cast<char*>(items) - offsetof(batch, items));
+  }
 };
 
-// A LIFO list of batches with a running object count. Moving a whole list is
-// O(1). Not thread-safe: its owner's lock guards it.
+// A LIFO list of batches with a running item count. Not thread-safe.
 class batch_list {
  public:
   batch_list() = default;
@@ -96,12 +130,8 @@ class batch_list {
   uint64_t size() const noexcept { return size_; }
   void push(batch* b) noexcept;
   batch* pop() noexcept;
-  // Appends all of `other` (leaving it empty).
-  void splice(batch_list& other) noexcept;
-  // Takes one object off the newest batch; nullptr when empty.
-  void* pop_one() noexcept;
-  // Detaches the whole chain.
-  batch* release() noexcept;
+  void splice(batch_list& other) noexcept;  // appends all of `other`
+  batch* release() noexcept;                // detaches the whole chain
 
  private:
   batch* head_ = nullptr;
@@ -109,230 +139,379 @@ class batch_list {
   uint64_t size_ = 0;
 };
 
-// One (thread, engine) cache. Allocated by the thread on its first call into
-// an engine; listed both in the thread's table and in the engine's registry.
-struct cache_record {
-  // An epoch no engine ever has: a record whose engine died carries it, so
-  // that it never passes the fast path's check again, whatever engine takes
-  // its id next.
-  static constexpr uint64_t kDeadEpoch = ~uint64_t{0};
-
-  // --- owner-only, read on every call ---
-  uint64_t epoch_seen = 0;
-  std::atomic<uint32_t> count{0};     // only the owner writes; stats() reads
-  std::atomic<uint32_t> capacity{0};  // 0 while the record has no slot array
-  void** slots = nullptr;
-  owner_counter local_hits;
-  owner_counter stolen;
-  owner_counter victim_hits;
-  owner_counter misses;
-  // --- owner-only, cold ---
-  batch* slot_batch = nullptr;     // owns `slots`; nullptr when detached
-  batch* spares = nullptr;         // empty full-size batches, for spills
-  uint32_t spare_count = 0;
-  engine* owner_engine = nullptr;  // nullptr once the engine is gone
-  uint64_t engine_serial = 0;
-  // --- shared with thieves and collectors ---
-  alignas(64) spin_mutex mu;
-  batch_list shared ABSL_GUARDED_BY(mu);
-  std::atomic<uint64_t> shared_hint{0};  // lets thieves skip empty queues
-  // Engine registry links, guarded by the engine's mutex.
-  cache_record* prev = nullptr;
-  cache_record* next = nullptr;
+// One class's state shared by all threads: depot and victim. The face owns
+// the storage (pool<T> has one inline; pool_resource one per class it
+// created) and hands it to the engine through engine_client::shared.
+struct class_shared {
+  spin_mutex mu;
+  batch_list depot ABSL_GUARDED_BY(mu);
+  batch_list victim ABSL_GUARDED_BY(mu);
+  std::atomic<uint64_t> available{0};  // items in depot + victim: lets callers skip the lock
+  // Counted on slow paths; local hits of freed caches are retired here.
+  std::atomic<uint64_t> retired_hits{0};
+  std::atomic<uint64_t> stolen{0};
+  std::atomic<uint64_t> victim_hits{0};
+  std::atomic<uint64_t> misses{0};
 };
 
-// The calling thread's cache records, indexed by engine id. Two plain
-// constant-initialized thread_locals (no TLS wrapper call): the fast path
-// reads both straight off the thread pointer, then loads the record.
-inline thread_local constinit cache_record** t_records = nullptr;
-inline thread_local constinit uint32_t t_record_count = 0;
+// One class in a thread cache. Owner-only, except for a collector that
+// holds the engine lock while the owner is known to be out (see the top).
+struct class_slots {
+  std::atomic<uint32_t> count{0};  // stats() reads it
+  uint16_t capacity = 0;           // of `items`; 0: no array
+  uint16_t refill = 0;             // how many the face makes at the next miss
+  void** items = nullptr;          // a batch's items (batch::of_items)
+  owner_counter hits;
+};
 
-// How an engine's owner destroys objects it no longer wants cached.
+// One (thread, engine) cache. Memory from the face (engine_client::meta),
+// 64-byte aligned so that no two threads' hot fields share a line.
+struct alignas(64) thread_cache {
+  // --- owner-only, hot ---
+  uint32_t base = 0;      // the class of cls[0]
+  uint32_t nclasses = 0;  // entries of `cls`: classes base .. base + nclasses - 1
+  uint64_t weight = 0;    // of the items in the slots, all classes
+  uint64_t budget = 0;    // the bound on `weight`
+  class_slots* cls = nullptr;
+  // --- guarded by the engine lock (and the registry lock for owner links) ---
+  engine* eng = nullptr;
+  struct thread_state* owner = nullptr;  // nullptr: the thread exited
+  uint64_t valid_key = 0;     // the key under which the owner may use it
+  uint64_t aged_cycle = 0;    // the engine cycle its content was last aged in
+  uint64_t active_cycle = 0;  // the engine cycle its owner last revalidated in
+  thread_cache* next = nullptr;  // the engine's list
+  thread_cache* prev = nullptr;
+  thread_cache* tnext = nullptr;  // the owner's list
+  thread_cache* tprev = nullptr;
+  std::size_t cls_bytes = 0;  // of `cls` when it is not inline
+  batch* spares = nullptr;    // empty batches kept for spills (owner-only)
+  uint32_t spare_count = 0;
+};
+
+// The calling thread's view of the engines: a direct-mapped table from an
+// engine's key to this thread's cache in it, in static TLS (no heap), and
+// the `busy` word of the asymmetric fence.
+// Atomic only so that a dying engine may clear other threads' entries
+// that point at its caches (relaxed: plain loads and stores).
+struct tls_slot {
+  std::atomic<uint64_t> key{0};
+  std::atomic<thread_cache*> cache{nullptr};
+};
+
+inline constexpr uint32_t kTlsSlots = 64;
+
+struct thread_state {
+  // Nesting depth of engine critical sections (a face may call into another
+  // engine from a slow path: a pool_resource over a pool_resource).
+  std::atomic<uint32_t> busy{0};
+  uint32_t flags = 0;                // kHooked, kExited
+  thread_cache* owned = nullptr;     // this thread's caches (registry lock)
+  tls_slot slots[kTlsSlots] = {};
+};
+
+inline thread_local constinit thread_state t_thread{};
+
+// What an engine needs from its face: one static table per face type.
 struct engine_client {
-  // Destroys `n` objects. Must not throw. Runs on whichever thread collects.
-  void (*destroy)(void* ctx, void** objects, size_t n) noexcept;
-  void* ctx;
+  // Destroys (pool<T>) or gives back (pool_resource) `n` items of class
+  // `cls`. Runs on whichever thread collects, with no engine lock held.
+  void (*destroy)(void* ctx, uint32_t cls, void** items, std::size_t n) noexcept;
+  // The shared state of class `cls`, which the face created before any item
+  // of that class reached the engine.
+  class_shared* (*shared)(void* ctx, uint32_t cls) noexcept;
+  // Slots a thread keeps for class `cls` (>= 1), and how many items a
+  // spill or refill moves (>= 1, <= capacity).
+  uint32_t (*capacity)(const void* ctx, uint32_t cls) noexcept;
+  uint32_t (*batch_size)(const void* ctx, uint32_t cls) noexcept;
+  // The weight of one item of class `cls` against a cache's budget.
+  uint64_t (*weight)(const void* ctx, uint32_t cls) noexcept;
+  // Bookkeeping memory, aligned to `alignment` (<= 64); nullptr when there
+  // is none. Never calls back into this engine.
+  void* (*meta_alloc)(void* ctx, std::size_t bytes, std::size_t alignment) noexcept;
+  void (*meta_free)(void* ctx, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+  // Runs after a collect pass over the engine, with no lock held (nullptr:
+  // nothing to do); pool_resource gives back what it holds when idle.
+  void (*after_collect)(void* ctx) noexcept;
 };
 
 struct engine_config {
-  // Objects a thread keeps in its owner-only slots (>= 1). Larger is faster
-  // for bursty use and holds more in idle threads.
-  uint32_t local_capacity = 8;
+  uint32_t classes = 1;
+  uint64_t budget = 8;  // per thread cache, in weight units
 };
 
-// Test-only access to state that is impractical to reach for real: serials
-// and epochs near their wrap, and a face's engine.
+// Test-only access to state that is impractical to reach for real.
 struct testing_hooks {
-  static uint64_t next_engine_serial() noexcept;
-  static void set_next_engine_serial(uint64_t serial) noexcept;
-  static void set_epoch(engine& e, uint64_t epoch) noexcept;
+  static uint64_t next_engine_key() noexcept;
+  static void set_next_engine_key(uint64_t key) noexcept;
+  static uint64_t key_of(const engine& e) noexcept;
+  // Moves the engine's cycle count to `cycle`, its caches' with it (as if
+  // that many cycles had passed, each seen by every cache).
+  static void set_cycle(engine& e, uint64_t cycle) noexcept;
+  // Makes membarrier() look unavailable (true) or restores it (false).
+  static void pretend_no_membarrier(bool on) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
     return face.engine_;
   }
 };
 
+// Whether a collector can take idle threads' caches in this process.
+bool asymmetric_fence_available() noexcept;
+
 class engine {
  public:
-  engine(engine_client client, engine_config config);
-  ~engine();  // destroys every object cached, in every thread's tiers
+  // Allocates nothing and registers nothing: that waits for first use.
+  engine(const engine_client* client, void* ctx, engine_config config) noexcept;
+  ~engine();  // destroys every item cached, in every tier and thread
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  // The calling thread's newest cached object if its slots have one, else
-  // nullptr (then call try_get()). The whole hit path: no call, no lock, no
-  // atomic read-modify-write.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get_fast() noexcept {
-    if (ABSL_PREDICT_TRUE(id_ < t_record_count)) {
-      cache_record* r = t_records[id_];
-      if (ABSL_PREDICT_TRUE(r != nullptr &&
-                            r->epoch_seen == epoch_.load(std::memory_order_relaxed))) {
-        uint32_t n = r->count.load(std::memory_order_relaxed);
+  // The calling thread's newest cached item of class `cls`, or nullptr
+  // (then call get_slow()). No call, no lock, no atomic read-modify-write.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get_fast(uint32_t cls, uint64_t weight) noexcept {
+    thread_state& t = t_thread;
+    const uint32_t depth = enter(t);
+    void* item = nullptr;
+    const uint64_t key = load_key();
+    const tls_slot& s = t.slots[key % kTlsSlots];
+    if (ABSL_PREDICT_TRUE(s.key.load(std::memory_order_relaxed) == key)) {
+      thread_cache* c = s.cache.load(std::memory_order_relaxed);
+      const uint32_t i = cls - c->base;  // wraps below base: fails the test
+      if (ABSL_PREDICT_TRUE(i < c->nclasses)) {
+        class_slots& cs = c->cls[i];
+        const uint32_t n = cs.count.load(std::memory_order_relaxed);
         if (ABSL_PREDICT_TRUE(n != 0)) {
-          r->count.store(n - 1, std::memory_order_relaxed);
-          r->local_hits.bump();
-          return r->slots[n - 1];
+          item = cs.items[n - 1];
+          cs.count.store(n - 1, std::memory_order_relaxed);
+          c->weight -= weight;
+          cs.hits.bump();
         }
       }
     }
-    return nullptr;
+    leave(t, depth);
+    return item;
   }
 
-  // Caches `obj` in the calling thread's slots if there is room; false
-  // otherwise (then call put()).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool try_put_fast(void* obj) noexcept {
-    if (ABSL_PREDICT_TRUE(id_ < t_record_count)) {
-      cache_record* r = t_records[id_];
-      if (ABSL_PREDICT_TRUE(r != nullptr &&
-                            r->epoch_seen == epoch_.load(std::memory_order_relaxed))) {
-        uint32_t n = r->count.load(std::memory_order_relaxed);
-        if (ABSL_PREDICT_TRUE(n < r->capacity.load(std::memory_order_relaxed))) {
-          r->slots[n] = obj;
-          r->count.store(n + 1, std::memory_order_relaxed);
-          return true;
+  // Caches `item` in the calling thread's cache if it has room; false
+  // otherwise (then call put_slow()).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool try_put_fast(uint32_t cls, void* item, uint64_t weight) noexcept {
+    thread_state& t = t_thread;
+    const uint32_t depth = enter(t);
+    bool done = false;
+    const uint64_t key = load_key();
+    const tls_slot& s = t.slots[key % kTlsSlots];
+    if (ABSL_PREDICT_TRUE(s.key.load(std::memory_order_relaxed) == key)) {
+      thread_cache* c = s.cache.load(std::memory_order_relaxed);
+      const uint32_t i = cls - c->base;
+      if (ABSL_PREDICT_TRUE(i < c->nclasses)) {
+        class_slots& cs = c->cls[i];
+        const uint32_t n = cs.count.load(std::memory_order_relaxed);
+        if (ABSL_PREDICT_TRUE(n < cs.capacity && c->weight + weight <= c->budget)) {
+          cs.items[n] = item;
+          cs.count.store(n + 1, std::memory_order_relaxed);
+          c->weight += weight;
+          done = true;
         }
       }
     }
-    return false;
+    leave(t, depth);
+    return done;
   }
 
-  // A cached object, or nullptr when every tier is empty (the caller then
-  // makes a new one; that counts as a miss).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get() {
-    void* obj = try_get_fast();
-    return ABSL_PREDICT_TRUE(obj != nullptr) ? obj : get_slow();
+  // A critical section over the calling thread's cache, for slow paths: a
+  // collector leaves the cache alone meanwhile, and an idle face cannot be
+  // reset under it. Faces run their own slow work (making items) inside.
+  struct scope {
+    thread_cache* cache = nullptr;  // nullptr: no cache (an exiting thread, no memory)
+    uint32_t depth = 0;
+  };
+  // Enters (even without a cache: then only the shared tiers serve).
+  scope enter_slow(uint32_t cls);
+  void leave_slow(const scope& s) noexcept;
+  // Every tier after the fast path: the slots (after a revalidation), the
+  // depot, the victim. nullptr: nothing cached (counted as a miss).
+  void* take(scope& s, uint32_t cls);
+  // Caches `item`, spilling as needed; without a cache or memory, into the
+  // depot, or back to the face (destroy) as a last resort.
+  void give(scope& s, uint32_t cls, void* item) noexcept;
+  // How many items the face should make at a miss of class `cls` (>= 1):
+  // it grows while this thread keeps missing, so that a thread that needs a
+  // few items does not get a whole batch.
+  uint32_t refill_count(scope& s, uint32_t cls) noexcept;
+
+  void* get_slow(uint32_t cls) {
+    scope s = enter_slow(cls);
+    void* item = take(s, cls);
+    leave_slow(s);
+    return item;
+  }
+  void put_slow(uint32_t cls, void* item) noexcept {
+    scope s = enter_slow(cls);
+    give(s, cls, item);
+    leave_slow(s);
+  }
+  void* try_get(uint32_t cls, uint64_t weight) {
+    void* item = try_get_fast(cls, weight);
+    return ABSL_PREDICT_TRUE(item != nullptr) ? item : get_slow(cls);
+  }
+  void put(uint32_t cls, void* item, uint64_t weight) noexcept {
+    if (ABSL_PREDICT_FALSE(!try_put_fast(cls, item, weight))) put_slow(cls, item);
   }
 
-  // Caches `obj` (non-null). Never throws: when caching would need memory
-  // that cannot be had, the object is destroyed instead.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void put(void* obj) noexcept {
-    if (ABSL_PREDICT_FALSE(!try_put_fast(obj))) put_slow(obj);
-  }
+  // One collect cycle over this engine alone (syncpool::collect() runs one
+  // over every engine). Safe from any thread at any time, concurrently with
+  // drain(). An item destroyed here may own the engine: nothing touches
+  // the engine once destroying starts.
+  void collect();
 
-  // Puts up to `n` objects straight into the calling thread's slots (the
-  // rest go the usual way). For faces that make objects in batches.
-  void put_many(void* const* objs, size_t n) noexcept;
-
-  // One collect cycle: destroys the victim generation, makes every shared
-  // queue and orphan the new victim, and advances the epoch so that threads
-  // age their slots on their next call. Safe from any thread at any time,
-  // and concurrently with drain(). With `flush_caller`, the calling thread's
-  // slots first join the shared tier, so that the cycle ages them too.
-  // An object destroyed here may own the engine: nothing touches the
-  // engine once the destroying starts.
-  void age(bool flush_caller);
-
-  // Destroys (destroy == true) or forgets (false) every cached object in
-  // every tier of every thread. The caller guarantees that no other thread
-  // uses this engine concurrently (as for destruction); collect() may run:
-  // drain() waits for a cycle in progress on this engine to finish.
+  // Takes every item of every tier and thread out and destroys it
+  // (destroy == true) or forgets it (false); frees every thread cache. The
+  // caller guarantees that no other thread uses the engine meanwhile
+  // (collect() may run); threads still alive start afresh on their next
+  // call. The engine stays closed to collectors (so that the face can give
+  // its own state back undisturbed) until reopen().
   void drain(bool destroy);
+  void reopen() noexcept;
 
-  // Moves the calling thread's slots to where the engine's epoch says they
-  // belong (shared queue, victim, or destroyed).
+  // Moves the calling thread's slots into the depot.
   void flush_this_thread() noexcept;
 
   engine_stats stats() const;
-  uint32_t local_capacity() const noexcept { return capacity_; }
+  engine_stats class_stats(uint32_t cls) const;
+
+  // For a face's after_collect (the caller's collect pass holds the one
+  // pin): when the engine holds no thread cache and no item and no other
+  // collector is at work on it, runs `reset`, which may drop the face's
+  // state (it returns false to say it did not). No thread can create a
+  // cache meanwhile: the registry and engine locks are held.
+  template <class F>
+  bool if_idle(F&& reset) {
+    std::lock_guard<std::mutex> rlock(registry_mutex());
+    lock_guard lock(mu_);
+    if (pins_ > 1 || caches_ != nullptr || !all_shared_empty_locked()) return false;
+    return reset();
+  }
 
  private:
   friend struct engine_registry;
   friend struct testing_hooks;
-  friend void flush_thread_cache_all() noexcept;
+  friend struct collector_pass;
   friend void release_this_thread() noexcept;
   friend void collect_all() noexcept;
+  friend void flush_thread_cache_all() noexcept;
 
-  void* get_slow();
-  void put_slow(void* obj) noexcept;
-  // The calling thread's record with a slot array, or nullptr (an exiting
-  // thread, or no memory): then only the engine-wide tiers serve.
-  cache_record* this_thread_record();
-  // age() once the engine is pinned against destruction.
-  void age_pinned(bool flush_caller) noexcept;
-  // The calling thread's record if it has one for this engine.
-  cache_record* existing_record() const noexcept;
-  // Ages `r`'s slots if the engine's epoch moved since the owner last looked.
-  // With may_destroy == false, objects two cycles old go to the victim
-  // instead (for callers that hold the registry lock).
-  void sync_epoch(cache_record* r, bool may_destroy) noexcept;
-  // Detaches r's slot batch (holding `count` objects) and returns it,
-  // nullptr when it is empty. A spare (or new) empty batch takes its place;
-  // without memory for one the record is left with no slots until its
-  // owner's next slow path. Never runs user code, so that what it detaches
-  // can be destroyed afterwards without anyone seeing it half-destroyed.
-  batch* take_slots(cache_record* r) noexcept;
-  // Gives r a slot array if it has none. False when out of memory.
-  bool ensure_slots(cache_record* r) noexcept;
-  void refill(cache_record* r, batch* b) noexcept;
-  // An empty full-size batch: a spare, or a new one (nullptr: no memory).
-  batch* take_spare(cache_record* r) noexcept;
-  // Keeps `b` (emptied) as a spare if it is full-size and there is room.
-  void give_spare(cache_record* r, batch* b) noexcept;
-  // Moves half of r's slots to its shared queue. False when out of memory.
-  bool spill(cache_record* r) noexcept;
-  // Destroys the objects of a detached chain and frees it. Static: the
-  // engine may be destroyed by the objects it destroys.
-  static void destroy_chain(engine_client client, batch* b) noexcept;
-  // Moves every object of every tier (all threads' slots included) out as
-  // one chain.
-  batch* take_all_locked() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Waits for collectors working on this engine, then take_all_locked();
-  // with `unregister`, also retires the engine's id and makes its records
-  // in threads' tables unusable.
-  batch* quiesce_and_take_all(bool unregister) noexcept;
-  // In a fork() child: hands the records of threads that do not exist there
-  // to the engine, and frees them.
-  void adopt_records_of_absent_threads() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS;
-  // Hands a dying thread's record over to the engine (registry lock held).
-  void adopt(cache_record* r) noexcept;
-  void flush_record(cache_record* r, bool may_destroy) noexcept;
+  // The asymmetric fence's owner side.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static uint32_t enter(thread_state& t) noexcept {
+    const uint32_t depth = t.busy.load(std::memory_order_relaxed);
+#ifdef SYNCPOOL_TSAN
+    t.busy.store(depth + 1, std::memory_order_seq_cst);
+#else
+    t.busy.store(depth + 1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+    return depth;
+  }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void leave(thread_state& t, uint32_t depth) noexcept {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t.busy.store(depth, std::memory_order_release);
+  }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE uint64_t load_key() const noexcept {
+#ifdef SYNCPOOL_TSAN
+    return key_.load(std::memory_order_seq_cst);
+#else
+    return key_.load(std::memory_order_relaxed);
+#endif
+  }
 
-  // Read on every call: kept together, first.
-  uint32_t id_ = 0;
-  // Collect cycles so far. Written under mu_; read racily by owners on every
-  // call. 64 bits: it never wraps.
-  std::atomic<uint64_t> epoch_{0};
+  static std::mutex& registry_mutex() noexcept;
 
-  const engine_client client_;
-  const uint32_t capacity_;
-  const uint32_t batch_size_;
-  uint64_t serial_ = 0;  // unique per engine for the life of the process
-  uint32_t pins_ = 0;    // collectors working on this engine; under the registry lock
+  // The calling thread's cache, valid under the current key, with slots for
+  // `cls`; the caller is inside its critical section (busy raised; the
+  // whole slow path runs inside it: a collector leaves a busy owner's
+  // caches alone). nullptr: the thread is exiting, or no memory.
+  thread_cache* own_cache(uint32_t cls);
+  // c's slots for class `cls` (c covers it).
+  static class_slots& slots_of(thread_cache* c, uint32_t cls) noexcept { return c->cls[cls - c->base]; }
+  // Makes the calling thread's cache valid again after a revocation (or
+  // creates one, or takes over an exited thread's): ages what it missed.
+  thread_cache* revalidate(thread_state& t);
+  thread_cache* find_own_cache_locked(const thread_state& t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  thread_cache* new_cache() noexcept;
+  // Grows c's class table to cover `cls`; false when out of memory.
+  bool cover_class(thread_cache* c, uint32_t cls) noexcept;
+  // Gives class `cls` of c an array with room for one more item (doubling
+  // up to the class's capacity). False when there is no memory, or the
+  // array is at full capacity already and full.
+  bool make_room_in_array(thread_cache* c, uint32_t cls) noexcept;
+  batch* new_batch(thread_cache* c, uint32_t capacity) noexcept;
+  void free_batch(batch* b) noexcept;
+  void keep_spare(thread_cache* c, batch* b) noexcept;
+  // Moves up to batch_size items of class `cls` (the oldest) to the depot.
+  bool spill(thread_cache* c, uint32_t cls) noexcept;
+  // The shared tiers without a cache: one item from the depot or victim;
+  // one item into the depot.
+  void* take_shared(uint32_t cls);
+  void give_shared(uint32_t cls, void* item) noexcept;
+  class_shared* shared(uint32_t cls) const noexcept { return client_->shared(ctx_, cls); }
+  uint32_t capacity_of(uint32_t cls) const noexcept { return client_->capacity(ctx_, cls); }
+  uint32_t batch_of(uint32_t cls) const noexcept { return client_->batch_size(ctx_, cls); }
+  uint64_t weight_of(uint32_t cls) const noexcept { return client_->weight(ctx_, cls); }
+  // Takes a batch from the depot (or the victim) into c's slots for `cls`.
+  void* refill_from_shared(thread_cache* c, uint32_t cls);
+  // Ages c's content by the cycles it missed (engine lock held).
+  void age_cache_locked(thread_cache* c, batch_list* dead) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Detaches all of c's slots into the victim or a dead list.
+  void detach_slots_locked(thread_cache* c, bool to_victim, batch_list* dead)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves c's items to the shared tiers (an exited or vanished owner).
+  void hand_over_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees c's memory (its arrays and spares too); c must be unlinked.
+  void free_cache(thread_cache* c) noexcept;
+  void unlink_cache_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool all_shared_empty_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The collector: a new key (revoking every cache) and a new cycle.
+  void revoke_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ages the shared tiers and takes what idle owners hold (when a fence
+  // covers a revocation); frees caches idle for a whole cycle.
+  void collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache** to_free)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void destroy_chain(const engine_client* client, void* ctx, batch* b) noexcept;
+  void free_caches(thread_cache* list) noexcept;
+
+  // Read on every call: first.
+  std::atomic<uint64_t> key_;
+
+  const engine_client* const client_;
+  void* const ctx_;
+  const uint32_t nclasses_;
+  const uint64_t budget_;
 
   mutable mutex mu_;
-  cache_record* records_ ABSL_GUARDED_BY(mu_) = nullptr;
-  batch_list orphans_ ABSL_GUARDED_BY(mu_);  // primary objects of exited threads
-  batch_list victim_ ABSL_GUARDED_BY(mu_);
-  engine_stats retired_ ABSL_GUARDED_BY(mu_);  // counters of exited threads
+  thread_cache* caches_ ABSL_GUARDED_BY(mu_) = nullptr;  // live and orphaned
+  uint64_t cycle_ ABSL_GUARDED_BY(mu_) = 0;
+  // The latest revocation: its key, and the fences started when it was
+  // stored (a fence numbered above covers it); the newest key known fenced.
+  uint64_t revoked_key_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t revoked_fences_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t fenced_key_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // The registry's (its lock): collectors at work, the active list, the
+  // collect pass that last revoked and processed the engine.
+  uint32_t pins_ = 0;
+  bool closed_ = false;  // drained: collectors keep away until reopen()
+  bool active_ = false;
+  engine* active_next_ = nullptr;
+  engine* active_prev_ = nullptr;
+  uint64_t pass_revoked_ = 0;
+  uint64_t pass_done_ = 0;
 };
 
-// Hands every record of the calling thread to its engine and frees them.
-// Runs at thread exit; afterwards the thread caches nothing.
+// Hands every cache of the calling thread to its engine. Runs at thread
+// exit; afterwards the thread caches nothing.
 void release_this_thread() noexcept;
-
-// Runs age() on every live engine.
+// One collect cycle over every active engine.
 void collect_all() noexcept;
-// Moves the calling thread's slots of every engine out of its private tier.
+// Moves the calling thread's slots of every engine into the depots.
 void flush_thread_cache_all() noexcept;
 
 }  // namespace internal

@@ -56,6 +56,9 @@ class ABSL_LOCKABLE spin_mutex {
       }
     }
   }
+  bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
+  }
   void unlock() ABSL_UNLOCK_FUNCTION() { locked_.store(false, std::memory_order_release); }
   void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { locked_.store(false, std::memory_order_relaxed); }
 

@@ -13,7 +13,9 @@ namespace syncpool {
 namespace internal {
 
 inline pool_stats to_pool_stats(const engine_stats& e) noexcept {
-  return pool_stats{e.local_hits, e.stolen, e.victim_hits, e.misses, e.cached};
+  return pool_stats{e.local_hits, e.stolen,        e.victim_hits,
+                    e.misses,     e.cached,        e.thread_caches,
+                    e.reaches_idle_threads};
 }
 
 }  // namespace internal

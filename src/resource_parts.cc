@@ -1,0 +1,234 @@
+#include "resource_parts.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace syncpool {
+namespace internal {
+
+// ---------------------------------------------------------------------------
+// meta_arena
+
+std::size_t meta_arena::bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept {
+  return std::bit_ceil(std::max({bytes, alignment, std::size_t{16}}));
+}
+
+void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size_t alignment) noexcept {
+  const std::size_t size = bucket_bytes(bytes, alignment);
+  if (size > kLargest) {
+    // One upstream block each, listed so that detach() finds them.
+    void* mem;
+    try {
+      mem = up.allocate(size + kLargeHeader, 64);
+    } catch (...) {
+      return nullptr;
+    }
+    bytes_.fetch_add(size + kLargeHeader, std::memory_order_relaxed);
+    auto* s = static_cast<slab*>(mem);
+    s->bytes = size + kLargeHeader;
+    spin_lock_guard lock(mu_);
+    s->prev = nullptr;
+    s->next = large_;
+    if (large_ != nullptr) large_->prev = s;
+    large_ = s;
+    return static_cast<char*>(mem) + kLargeHeader;
+  }
+  const int b = std::countr_zero(size) - 4;
+  const std::size_t align = std::min<std::size_t>(size, 64);
+  for (;;) {
+    uint32_t want;
+    {
+      spin_lock_guard lock(mu_);
+      if (void* p = free_[b]) {
+        std::memcpy(&free_[b], p, sizeof(void*));
+        return p;
+      }
+      const auto at = (reinterpret_cast<uintptr_t>(bump_) + align - 1) & ~(uintptr_t{align} - 1);
+      if (bump_ != nullptr && at + size <= reinterpret_cast<uintptr_t>(end_)) {
+        bump_ = reinterpret_cast<char*>(at + size);
+        return reinterpret_cast<void*>(at);
+      }
+      want = next_slab_;
+    }
+    // A new slab, out of our lock (upstream may call back into syncpool).
+    void* mem;
+    try {
+      mem = up.allocate(want, 64);
+    } catch (...) {
+      return nullptr;
+    }
+    bytes_.fetch_add(want, std::memory_order_relaxed);
+    spin_lock_guard lock(mu_);
+    auto* s = static_cast<slab*>(mem);
+    s->next = slabs_;
+    s->prev = nullptr;
+    s->bytes = want;
+    slabs_ = s;
+    bump_ = static_cast<char*>(mem) + sizeof(slab);
+    end_ = static_cast<char*>(mem) + want;
+    next_slab_ = std::min<uint32_t>(next_slab_ * 2, 16384);
+  }
+}
+
+void meta_arena::deallocate(serialized_upstream& up, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  const std::size_t size = bucket_bytes(bytes, alignment);
+  if (size > kLargest) {
+    auto* s = reinterpret_cast<slab*>(static_cast<char*>(p) - kLargeHeader);
+    {
+      spin_lock_guard lock(mu_);
+      if (s->prev != nullptr) {
+        s->prev->next = s->next;
+      } else {
+        large_ = s->next;
+      }
+      if (s->next != nullptr) s->next->prev = s->prev;
+    }
+    up.deallocate(s, s->bytes, 64);
+    bytes_.fetch_sub(size + kLargeHeader, std::memory_order_relaxed);
+    return;
+  }
+  const int b = std::countr_zero(size) - 4;
+  spin_lock_guard lock(mu_);
+  std::memcpy(p, &free_[b], sizeof(void*));
+  free_[b] = p;
+}
+
+meta_arena::detached meta_arena::detach() noexcept {
+  spin_lock_guard lock(mu_);
+  detached d{slabs_, large_};
+  slabs_ = large_ = nullptr;
+  bump_ = end_ = nullptr;
+  std::fill(std::begin(free_), std::end(free_), nullptr);
+  next_slab_ = 1024;
+  bytes_.store(0, std::memory_order_relaxed);
+  return d;
+}
+
+void meta_arena::free_detached(serialized_upstream& up, detached d) noexcept {
+  for (slab* list : {d.slabs, d.large}) {
+    while (list != nullptr) {
+      slab* next = list->next;
+      up.deallocate(list, list->bytes, 64);
+      list = next;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// direct_set
+
+direct_set::entry* direct_set::find_locked(void* p) {
+  if (table_ == nullptr) return nullptr;
+  const uint32_t mask = capacity_ - 1;
+  uint32_t i = static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B1u) & mask;
+  for (uint32_t probes = 0; probes < capacity_; ++probes, i = (i + 1) & mask) {
+    if (table_[i].p == p) return &table_[i];
+    if (table_[i].p == nullptr) return nullptr;
+  }
+  return nullptr;
+}
+
+void direct_set::insert_locked(const entry& e) {
+  const uint32_t mask = capacity_ - 1;
+  uint32_t i = static_cast<uint32_t>((reinterpret_cast<uintptr_t>(e.p) >> 4) * 0x9E3779B1u) & mask;
+  while (table_[i].p != nullptr && table_[i].p != kTombstone) i = (i + 1) & mask;
+  if (table_[i].p == nullptr) ++used_;
+  table_[i] = e;
+}
+
+void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size_t bytes, std::size_t alignment) {
+  // Upstream sees the request first, unchanged; only then its record.
+  void* p = up.allocate(bytes, alignment);  // may throw: nothing changed yet
+  for (;;) {
+    uint32_t want = 0;
+    {
+      spin_lock_guard lock(mu_);
+      if (table_ != nullptr && (used_ + 1) * 2 <= capacity_) {
+        insert_locked(entry{p, bytes, alignment});
+        break;
+      }
+      // Full of live entries: double; full of tombstones: rehash in place.
+      want = capacity_ == 0 ? 8 : (live_.load(std::memory_order_relaxed) + 1) * 4 > capacity_ ? capacity_ * 2 : capacity_;
+    }
+    auto* fresh = static_cast<entry*>(arena.allocate(up, sizeof(entry) * want, alignof(entry)));
+    if (fresh == nullptr) {
+      up.deallocate(p, bytes, alignment);
+      throw std::bad_alloc();
+    }
+    std::memset(static_cast<void*>(fresh), 0, sizeof(entry) * want);
+    entry* old;
+    uint32_t old_capacity;
+    {
+      spin_lock_guard lock(mu_);
+      old = table_;
+      old_capacity = capacity_;
+      table_ = fresh;
+      capacity_ = want;
+      used_ = 0;
+      for (uint32_t i = 0; i < old_capacity; ++i) {
+        if (old[i].p != nullptr && old[i].p != kTombstone) insert_locked(old[i]);
+      }
+    }
+    if (old != nullptr) arena.deallocate(up, old, sizeof(entry) * old_capacity, alignof(entry));
+  }
+  live_.fetch_add(1, std::memory_order_relaxed);
+  bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  allocations_.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+void direct_set::deallocate(serialized_upstream& up, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  entry e;
+  {
+    spin_lock_guard lock(mu_);
+    entry* found = find_locked(p);
+    if (found == nullptr) {
+      std::fprintf(stderr,
+                   "syncpool::pool_resource: deallocate(%p, %zu, %zu): not a live block of this "
+                   "resource (double deallocate, or a pointer from elsewhere)\n",
+                   p, bytes, alignment);
+      std::abort();
+    }
+    e = *found;
+    found->p = kTombstone;
+  }
+  live_.fetch_sub(1, std::memory_order_relaxed);
+  unpoison(p, e.bytes);  // it may sit poisoned in a cache; upstream owns it now
+  up.deallocate(p, e.bytes, e.alignment);
+  bytes_.fetch_sub(e.bytes, std::memory_order_relaxed);
+}
+
+void direct_set::forget() noexcept {
+  spin_lock_guard lock(mu_);
+  table_ = nullptr;
+  capacity_ = used_ = 0;
+  live_.store(0, std::memory_order_relaxed);
+}
+
+void direct_set::release(serialized_upstream& up, meta_arena& arena) noexcept {
+  entry* table;
+  uint32_t capacity;
+  {
+    spin_lock_guard lock(mu_);
+    table = table_;
+    capacity = capacity_;
+    table_ = nullptr;
+    capacity_ = used_ = 0;
+  }
+  for (uint32_t i = 0; i < capacity; ++i) {
+    const entry& e = table[i];
+    if (e.p == nullptr || e.p == kTombstone) continue;
+    unpoison(e.p, e.bytes);
+    up.deallocate(e.p, e.bytes, e.alignment);
+    bytes_.fetch_sub(e.bytes, std::memory_order_relaxed);
+  }
+  live_.store(0, std::memory_order_relaxed);
+  if (table != nullptr) arena.deallocate(up, table, sizeof(entry) * capacity, alignof(entry));
+}
+
+}  // namespace internal
+}  // namespace syncpool

@@ -1,0 +1,189 @@
+// The parts of pool_resource below its size classes:
+//
+//   serialized_upstream  every call to the upstream resource, behind one lock
+//   meta_arena           the resource's bookkeeping memory (thread caches,
+//                        class state, chunk lists), carved from slabs taken
+//                        from upstream: nothing comes from the global heap
+//   direct_set           blocks given out one upstream call each (the classes
+//                        above 4 KiB and requests no class serves), so that
+//                        release() can return them
+//   poison / unpoison    ASan annotations for blocks held in caches
+//
+// None of them calls upstream while holding its own lock, so an upstream
+// may call back into syncpool (collect() when it is short of memory).
+
+#ifndef SYNCPOOL_SRC_RESOURCE_PARTS_H_
+#define SYNCPOOL_SRC_RESOURCE_PARTS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+
+#include "absl/base/thread_annotations.h"
+#include "syncpool/internal/mutex.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SYNCPOOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SYNCPOOL_ASAN 1
+#endif
+#endif
+
+#ifdef SYNCPOOL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace syncpool {
+namespace internal {
+
+// Blocks sitting in a cache are poisoned under ASan, so that a use after
+// deallocate is reported at the faulting access. Only blocks whose size is a
+// multiple of ASan's 8-byte granule: neighbouring blocks of the classes 10,
+// 12, 20 and 28 share granules, and two threads updating one shadow byte
+// would race and report false errors. Those few classes go unpoisoned.
+inline constexpr bool poisonable(std::size_t block_size) noexcept { return block_size % 8 == 0; }
+
+inline void poison(void* p, std::size_t n) noexcept {
+#ifdef SYNCPOOL_ASAN
+  if (poisonable(n)) ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+inline void unpoison(void* p, std::size_t n) noexcept {
+#ifdef SYNCPOOL_ASAN
+  if (poisonable(n)) ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+// A resource's upstream, behind one lock that serializes every call to it,
+// as every standard library's synchronized_pool_resource does: the usual
+// upstreams (monotonic_buffer_resource, unsynchronized_pool_resource) are
+// not thread-safe. Recursive, because an upstream may call back into
+// syncpool (collect() when it runs short), and what that gives back comes
+// to the same upstream on the same thread. Never taken on the hot path, and
+// never while another syncpool lock is held.
+class serialized_upstream {
+ public:
+  explicit serialized_upstream(std::pmr::memory_resource* r) noexcept : r_(r) {}
+  serialized_upstream(const serialized_upstream&) = delete;
+  serialized_upstream& operator=(const serialized_upstream&) = delete;
+
+  void* allocate(std::size_t bytes, std::size_t alignment) {
+    recursive_lock_guard lock(mu_);
+    return r_->allocate(bytes, alignment);
+  }
+  void deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    recursive_lock_guard lock(mu_);
+    r_->deallocate(p, bytes, alignment);
+  }
+  std::pmr::memory_resource* resource() const noexcept { return r_; }
+  recursive_mutex& mu() noexcept { return mu_; }
+
+ private:
+  std::pmr::memory_resource* const r_;
+  recursive_mutex mu_;
+};
+
+// Bookkeeping memory from upstream, in power-of-two buckets (16 B .. 4 KiB)
+// carved from slabs (1 KiB first, doubling to 16 KiB), each bucket with a
+// free list; larger requests go to upstream one by one. Objects are aligned
+// to min(their bucket, 64). release() returns every slab.
+class meta_arena {
+ public:
+  meta_arena() = default;
+  meta_arena(const meta_arena&) = delete;
+  meta_arena& operator=(const meta_arena&) = delete;
+
+  // nullptr when upstream has nothing (it threw).
+  void* allocate(serialized_upstream& up, std::size_t bytes, std::size_t alignment) noexcept;
+  void deallocate(serialized_upstream& up, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+
+  // Everything the arena took from upstream, detached from it (the arena is
+  // as new afterwards): to be given back by free_detached(), out of any lock.
+  struct slab {
+    slab* next;
+    slab* prev;  // large allocations only (they leave one by one)
+    std::size_t bytes;
+  };
+  struct detached {
+    slab* slabs = nullptr;
+    slab* large = nullptr;
+  };
+  detached detach() noexcept;
+  static void free_detached(serialized_upstream& up, detached d) noexcept;
+
+  std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  spin_mutex& mu() noexcept { return mu_; }
+
+ private:
+  static constexpr int kBuckets = 9;  // 16, 32, ..., 4096
+  static constexpr std::size_t kLargest = 4096;
+  static constexpr std::size_t kLargeHeader = 64;
+  static std::size_t bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
+
+  spin_mutex mu_;
+  void* free_[kBuckets] ABSL_GUARDED_BY(mu_) = {};
+  char* bump_ ABSL_GUARDED_BY(mu_) = nullptr;
+  char* end_ ABSL_GUARDED_BY(mu_) = nullptr;
+  slab* slabs_ ABSL_GUARDED_BY(mu_) = nullptr;
+  slab* large_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint32_t next_slab_ ABSL_GUARDED_BY(mu_) = 1024;
+  std::atomic<std::size_t> bytes_{0};
+};
+
+// Blocks taken from upstream one call each, by address, in an open
+// addressing table from the arena: release() finds them all, and a
+// deallocate of something that is not one of them is caught.
+class direct_set {
+ public:
+  direct_set() = default;
+  direct_set(const direct_set&) = delete;
+  direct_set& operator=(const direct_set&) = delete;
+
+  // Takes a block from upstream and records it. Throws what upstream throws
+  // (std::bad_alloc also when the arena has no memory for the record).
+  void* allocate(serialized_upstream& up, meta_arena& arena, std::size_t bytes, std::size_t alignment);
+  // Aborts with a message when `p` is not a live block of this set: that is
+  // a double deallocate or a pointer from elsewhere.
+  void deallocate(serialized_upstream& up, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+  // Returns every block upstream and frees the table.
+  void release(serialized_upstream& up, meta_arena& arena) noexcept;
+  // Forgets the table (its memory went with the arena; no block is live).
+  void forget() noexcept;
+
+  std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t allocations() const noexcept { return allocations_.load(std::memory_order_relaxed); }
+  std::size_t live() const noexcept { return live_.load(std::memory_order_relaxed); }
+  spin_mutex& mu() noexcept { return mu_; }
+
+ private:
+  struct entry {
+    void* p;  // nullptr: empty; kTombstone: deleted
+    std::size_t bytes;
+    std::size_t alignment;
+  };
+  static inline void* const kTombstone = reinterpret_cast<void*>(uintptr_t{1});
+  entry* find_locked(void* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void insert_locked(const entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  spin_mutex mu_;
+  entry* table_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint32_t capacity_ ABSL_GUARDED_BY(mu_) = 0;  // a power of two
+  uint32_t used_ ABSL_GUARDED_BY(mu_) = 0;      // live entries and tombstones
+  std::atomic<std::size_t> live_{0};
+  std::atomic<std::size_t> bytes_{0};
+  std::atomic<uint64_t> allocations_{0};
+};
+
+}  // namespace internal
+}  // namespace syncpool
+
+#endif  // SYNCPOOL_SRC_RESOURCE_PARTS_H_

@@ -1,0 +1,296 @@
+// What the engine's second design promises, checked end to end:
+//
+//   - Parked threads hold nothing: live threads that used every size class
+//     (or a pool<T>) and then park keep nothing after two collect() cycles
+//     run from another thread (where membarrier() is available).
+//   - No heap: a pool_resource over a monotonic_buffer_resource on a stack
+//     buffer makes no global allocation, across classes, sizes and threads;
+//     constructing one allocates nothing of any kind.
+//   - A thread's cache is bounded by the thread_cache_bytes budget.
+//
+// This binary replaces the global operator new to count calls (per thread,
+// while a thread says it is measuring).
+
+#include <malloc.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <latch>
+#include <memory>
+#include <memory_resource>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "syncpool/collect.h"
+#include "syncpool/internal/engine.h"
+#include "syncpool/pool.h"
+#include "syncpool/pool_resource.h"
+#include "tests/test_resources.h"
+
+namespace {
+
+std::atomic<uint64_t> g_counted_news{0};
+thread_local bool t_measuring = false;
+
+void* counted_new(std::size_t n, std::size_t alignment) {
+  if (t_measuring) g_counted_news.fetch_add(1, std::memory_order_relaxed);
+  if (n == 0) n = 1;
+  void* p = alignment > alignof(std::max_align_t) ? std::aligned_alloc(alignment, (n + alignment - 1) & ~(alignment - 1))
+                                                  : std::malloc(n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_new(n, alignof(std::max_align_t)); }
+void* operator new[](std::size_t n) { return counted_new(n, alignof(std::max_align_t)); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return counted_new(n, alignof(std::max_align_t));
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try {
+    return counted_new(n, static_cast<std::size_t>(a));
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept {
+  return operator new(n, a, t);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+
+namespace {
+
+using syncpool::pool_resource;
+using syncpool_test::counting_resource;
+
+// Every class of a default pool_resource, once each (and a few sizes in
+// between), with a blocks' worth kept per class so that caches fill.
+std::vector<std::size_t> every_class(const pool_resource& r) {
+  std::vector<std::size_t> sizes;
+  for (const auto& c : r.stats().classes) sizes.push_back(c.block_size);
+  return sizes;
+}
+
+void use_every_class(pool_resource& r, const std::vector<std::size_t>& sizes, int per_class) {
+  std::vector<std::pair<void*, std::size_t>> held;
+  for (std::size_t size : sizes) {
+    for (int i = 0; i < per_class; ++i) held.emplace_back(r.allocate(size), size);
+  }
+  for (auto& [p, n] : held) r.deallocate(p, n);
+}
+
+bool membarrier_here() { return syncpool::internal::asymmetric_fence_available(); }
+
+TEST(ParkedThreads, SixtyFourParkedThreadsHoldNoUpstreamMemoryAfterTwoCollects) {
+  if (!membarrier_here()) GTEST_SKIP() << "membarrier() refused here: idle threads are out of reach (documented)";
+#if defined(__SANITIZE_THREAD__)
+  constexpr int kThreads = 16;
+#else
+  constexpr int kThreads = 64;
+#endif
+  counting_resource up;
+  {
+    pool_resource r(&up);
+    const std::vector<std::size_t> sizes = every_class(r);
+    std::latch used(kThreads), park_over(1);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&] {
+        use_every_class(r, sizes, 3);
+        used.count_down();
+        park_over.wait();  // alive, idle, caches full
+      });
+    }
+    used.wait();
+    const auto before = r.stats();
+    EXPECT_GT(before.total.upstream_bytes, 0u);
+    EXPECT_GT(before.total.cached_bytes, 0u);
+    EXPECT_EQ(before.total.thread_caches, static_cast<uint64_t>(kThreads));
+    // Two cycles, from a thread of their own.
+    std::thread([] {
+      syncpool::collect();
+      syncpool::collect();
+    }).join();
+    const auto after = r.stats();
+    for (const auto& c : after.classes) {
+      if (c.upstream_bytes != 0) {
+        ADD_FAILURE() << "class " << c.block_size << " holds " << c.upstream_bytes << " bytes, cached " << c.cached
+                      << ", misses " << c.misses;
+      }
+    }
+    EXPECT_EQ(after.total.upstream_bytes, 0u)
+        << "bookkeeping " << after.bookkeeping_bytes << ", cached " << after.total.cached << ", thread caches "
+        << after.total.thread_caches;
+    EXPECT_EQ(after.total.cached, 0u);
+    EXPECT_EQ(after.total.thread_caches, 0u);
+    EXPECT_EQ(up.live_bytes(), 0u);
+    // The parked threads come back to a fresh resource.
+    park_over.count_down();
+    for (auto& t : threads) t.join();
+    use_every_class(r, sizes, 1);
+  }
+  EXPECT_EQ(up.live_bytes(), 0u);
+  EXPECT_TRUE(up.errors().empty());
+}
+
+struct alive_counted {
+  static std::atomic<long>& alive() {
+    static std::atomic<long> n{0};
+    return n;
+  }
+  alive_counted() { alive().fetch_add(1); }
+  ~alive_counted() { alive().fetch_sub(1); }
+};
+
+TEST(ParkedThreads, ThirtyTwoParkedThreadsKeepNoPooledObjectAfterTwoCollects) {
+  if (!membarrier_here()) GTEST_SKIP() << "membarrier() refused here: idle threads are out of reach (documented)";
+  constexpr int kThreads = 32;
+  syncpool::pool<alive_counted> p([] { return std::make_unique<alive_counted>(); });
+  std::latch used(kThreads), park_over(1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      std::vector<std::unique_ptr<alive_counted>> v;
+      for (uint32_t k = 0; k < p.local_capacity(); ++k) v.push_back(p.get());
+      for (auto& o : v) p.put(std::move(o));
+      used.count_down();
+      park_over.wait();
+    });
+  }
+  used.wait();
+  EXPECT_EQ(alive_counted::alive().load(), static_cast<long>(kThreads * p.local_capacity()));
+  std::thread([] {
+    syncpool::collect();
+    syncpool::collect();
+  }).join();
+  EXPECT_EQ(alive_counted::alive().load(), 0) << "objects parked threads still hold";
+  EXPECT_EQ(p.stats().cached, 0u);
+  park_over.count_down();
+  for (auto& t : threads) t.join();
+}
+
+TEST(NoHeap, ConstructionAllocatesNothingOfAnyKind) {
+  counting_resource up;
+  const std::size_t malloc_before = mallinfo2().uordblks;
+  t_measuring = true;
+  const uint64_t news = g_counted_news.load();
+  {
+    pool_resource a(&up);
+    pool_resource b(std::pmr::pool_options{16, 4096}, &up);
+    syncpool::pool_resource_options o;
+    o.thread_cache_bytes = 1 << 12;
+    pool_resource c(o, &up);
+    EXPECT_EQ(g_counted_news.load(), news) << "operator new during construction";
+    EXPECT_EQ(mallinfo2().uordblks, malloc_before) << "malloc during construction";
+    EXPECT_EQ(up.allocate_calls(), 0u) << "upstream during construction";
+  }
+  t_measuring = false;
+  EXPECT_EQ(up.allocate_calls(), 0u);
+}
+
+TEST(NoHeap, OverAMonotonicBufferOnTheStackNothingComesFromTheGlobalHeap) {
+  // All of the resource's memory, bookkeeping included, must come from this
+  // buffer: the monotonic resource has no upstream to fall back on. (Static
+  // rather than on the stack only because 8 MiB would not fit there.)
+  alignas(64) static std::byte buffer[8 << 20];
+  std::pmr::monotonic_buffer_resource mono(buffer, sizeof buffer, std::pmr::null_memory_resource());
+  {
+    pool_resource r(&mono);
+    const std::vector<std::size_t> sizes = every_class(r);
+    // Only the resource's own calls are counted (the test's vectors are
+    // set up before).
+    auto allocate = [&](std::size_t n) {
+      t_measuring = true;
+      void* p = r.allocate(n);
+      t_measuring = false;
+      return p;
+    };
+    auto deallocate = [&](void* p, std::size_t n) {
+      t_measuring = true;
+      r.deallocate(p, n);
+      t_measuring = false;
+    };
+    auto work = [&](int seed) {
+      std::vector<std::pair<void*, std::size_t>> held, rest;
+      held.reserve(sizes.size() * 8);
+      rest.reserve(sizes.size() * 8);
+      for (int round = 0; round < 4; ++round) {
+        for (std::size_t i = 0; i < sizes.size(); ++i) {
+          const std::size_t n = sizes[(i * 7 + static_cast<std::size_t>(seed) + round) % sizes.size()] - (i % 3);
+          held.emplace_back(allocate(n), n);
+        }
+        for (std::size_t i = 0; i < held.size(); i += 2) deallocate(held[i].first, held[i].second);
+        rest.clear();
+        for (std::size_t i = 1; i < held.size(); i += 2) rest.push_back(held[i]);
+        held.swap(rest);
+      }
+      t_measuring = true;
+      {
+        std::pmr::vector<std::pmr::string> strings(&r);
+        for (int i = 0; i < 200; ++i) strings.emplace_back(std::size_t(10 + i), 'x');
+      }
+      t_measuring = false;
+      for (auto& [p, n] : held) deallocate(p, n);
+    };
+    const uint64_t news = g_counted_news.load();
+    std::thread a(work, 1), b(work, 2);
+    a.join();
+    b.join();
+    work(3);
+    EXPECT_EQ(g_counted_news.load(), news) << "global operator new calls";
+    t_measuring = true;
+    syncpool::collect();
+    r.release();
+    t_measuring = false;
+    EXPECT_EQ(g_counted_news.load(), news) << "global operator new calls in collect() or release()";
+  }
+}
+
+TEST(Budget, AThreadCachesAtMostItsBudgetAllClassesTogether) {
+  counting_resource up;
+  syncpool::pool_resource_options o;
+  o.thread_cache_bytes = 16 << 10;
+  pool_resource r(o, &up);
+  EXPECT_EQ(r.thread_cache_bytes(), 16u << 10);
+  const std::vector<std::size_t> sizes = every_class(r);
+  std::thread([&] {
+    use_every_class(r, sizes, 8);
+    // And some small blocks last, so that the cache holds something.
+    use_every_class(r, {64, 128}, 8);
+    // Everything this thread freed beyond its budget went to the shared
+    // depots; what it keeps for itself fits in 16 KiB.
+    uint64_t own = 0;
+    using namespace syncpool::internal;
+    for (const thread_cache* c = t_thread.owned; c != nullptr; c = c->tnext) own += c->weight;
+    EXPECT_LE(own, 16u << 10);
+    EXPECT_GT(own, 0u);
+    EXPECT_GT(r.stats().total.cached_bytes, own);  // the rest is in the depots
+  }).join();
+}
+
+}  // namespace
