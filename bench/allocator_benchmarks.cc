@@ -86,11 +86,8 @@ bool malloc_linked() {
 }
 #elif defined(SYNCPOOL_BENCH_JEMALLOC)
 constexpr const char* kMalloc = "jemalloc";
-struct best_malloc {
-  static void* allocate(std::size_t bytes) { return std::malloc(bytes); }
-  static void* allocate_aligned(std::size_t bytes, std::size_t alignment) {
-    return std::aligned_alloc(alignment, bytes);
-  }
+// malloc and aligned_alloc are jemalloc's here; only the free differs.
+struct best_malloc : libc_malloc {
   static void deallocate(void* p, std::size_t bytes, std::size_t alignment) {
     sdallocx(p, bytes, alignment <= alignof(std::max_align_t) ? 0 : MALLOCX_ALIGN(alignment));
   }
@@ -98,11 +95,7 @@ struct best_malloc {
 bool malloc_linked() { return dlsym(RTLD_DEFAULT, "mallctl") != nullptr; }
 #elif defined(SYNCPOOL_BENCH_TCMALLOC)
 constexpr const char* kMalloc = "tcmalloc";
-struct best_malloc {
-  static void* allocate(std::size_t bytes) { return std::malloc(bytes); }
-  static void* allocate_aligned(std::size_t bytes, std::size_t alignment) {
-    return std::aligned_alloc(alignment, bytes);
-  }
+struct best_malloc : libc_malloc {
   static void deallocate(void* p, std::size_t bytes, std::size_t alignment) {
     // gperftools has no sized free for over-aligned blocks in its C API.
     if (alignment <= alignof(std::max_align_t)) {
@@ -117,25 +110,12 @@ bool malloc_linked() { return dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr; }
 #error "define one of SYNCPOOL_BENCH_{GLIBC,MIMALLOC,JEMALLOC,TCMALLOC}"
 #endif
 
-// syncpool::pool_resource on a counting upstream, which says what it holds.
-class pool_resource_row final : public bench_resource {
- public:
-  explicit pool_resource_row(std::pmr::memory_resource* upstream) : upstream_(upstream) {}
-  std::pmr::memory_resource* get() override { return &pool_; }
-  std::optional<std::size_t> upstream_bytes() const override {
-    return upstream_.bytes_outstanding();
-  }
-
- private:
-  counting_resource upstream_;
-  syncpool::pool_resource pool_{&upstream_};
-};
-
-// A standard resource on a counting new_delete_resource upstream.
+// A resource (syncpool's or a std::pmr one) on a counting upstream, which
+// says what it holds.
 template <class Resource>
-class std_resource_row final : public bench_resource {
+class counted_row final : public bench_resource {
  public:
-  explicit std_resource_row(std::pmr::memory_resource* upstream) : upstream_(upstream) {}
+  explicit counted_row(std::pmr::memory_resource* upstream) : upstream_(upstream) {}
   std::pmr::memory_resource* get() override { return &resource_; }
   std::optional<std::size_t> upstream_bytes() const override {
     return upstream_.bytes_outstanding();
@@ -162,14 +142,14 @@ class malloc_row final : public bench_resource {
 };
 
 // A row whose resource is a `Resource` constructed from `args`: made on the
-// heap by make(), on the stack by scoped().
-template <class Resource, class Row, class... Args>
+// heap (on a counting upstream) by make(), on the stack by scoped().
+template <class Resource, class... Args>
 allocator_row resource_row(std::string id, bool thread_safe, bool frees, Args... args) {
   allocator_row row;
   row.id = std::move(id);
   row.thread_safe = thread_safe;
   row.frees = frees;
-  row.make = [args...] { return std::make_unique<Row>(args...); };
+  row.make = [args...] { return std::make_unique<counted_row<Resource>>(args...); };
   row.scoped = [args...](request_work work, void* context) {
     Resource resource(args...);
     work(&resource, context);
@@ -206,10 +186,9 @@ allocator_row monotonic_stack_row() {
 // The two rows of this binary's malloc: malloc/free at its best, and
 // new_delete_resource, what a pmr user gets by default.
 void register_malloc_rows(const bench_config& config, bool with_new_delete) {
-  register_resource_workloads(
-      malloc_free_row(std::string("malloc_free_") + kMalloc,
-                      malloc_free_resource<best_malloc>::get()),
-      config);
+  register_resource_workloads(malloc_free_row(std::string("malloc_free_") + kMalloc,
+                                              malloc_free_resource<best_malloc>::get()),
+                              config);
   if (with_new_delete) {
     register_resource_workloads(
         malloc_free_row(std::string("new_delete_") + kMalloc, std::pmr::new_delete_resource()),
@@ -221,31 +200,22 @@ void register_rows(const bench_config& config) {
 #if defined(SYNCPOOL_BENCH_GLIBC)
   std::pmr::memory_resource* const heap = std::pmr::new_delete_resource();
   register_resource_workloads(
-      resource_row<syncpool::pool_resource, pool_resource_row>("pool_resource", true, true, heap),
-      config);
+      resource_row<syncpool::pool_resource>("pool_resource", true, true, heap), config);
   register_resource_workloads(
-      resource_row<std::pmr::synchronized_pool_resource,
-                   std_resource_row<std::pmr::synchronized_pool_resource>>("synchronized_pool",
-                                                                            true, true, heap),
+      resource_row<std::pmr::synchronized_pool_resource>("synchronized_pool", true, true, heap),
       config);
+  register_resource_workloads(resource_row<std::pmr::unsynchronized_pool_resource>(
+                                  "unsynchronized_pool", false, true, heap),
+                              config);
   register_resource_workloads(
-      resource_row<std::pmr::unsynchronized_pool_resource,
-                   std_resource_row<std::pmr::unsynchronized_pool_resource>>(
-          "unsynchronized_pool", false, true, heap),
-      config);
-  register_resource_workloads(
-      resource_row<std::pmr::monotonic_buffer_resource,
-                   std_resource_row<std::pmr::monotonic_buffer_resource>>("monotonic", false,
-                                                                           false, heap),
-      config);
+      resource_row<std::pmr::monotonic_buffer_resource>("monotonic", false, false, heap), config);
   register_resource_workloads(monotonic_stack_row(), config);
   register_malloc_rows(config, /*with_new_delete=*/true);
   register_reuse_workloads(kMalloc, /*with_pools=*/true, config);
 #elif defined(SYNCPOOL_BENCH_MIMALLOC)
   std::pmr::memory_resource* const mimalloc = syncpool::mimalloc_resource::get();
   register_resource_workloads(
-      resource_row<syncpool::pool_resource, pool_resource_row>("pool_resource_mimalloc", true,
-                                                               true, mimalloc),
+      resource_row<syncpool::pool_resource>("pool_resource_mimalloc", true, true, mimalloc),
       config);
   // new_delete_resource reaches mimalloc only where mimalloc replaced malloc.
   register_malloc_rows(config, /*with_new_delete=*/malloc_linked());
@@ -278,15 +248,16 @@ int main(int argc, char** argv) {
   }
   using namespace syncpool_bench;
   std::map<std::string, std::string> context = {
-      {"malloc", kMalloc},
-      {"malloc_linked", malloc_linked() ? "yes" : "no"},
+    {"malloc", kMalloc},
+    {"malloc_linked", malloc_linked() ? "yes" : "no"},
 #if defined(NDEBUG) && defined(__OPTIMIZE__)
-      {"build", "opt"},
+    {"build", "opt"},
 #else
-      {"build", "not optimized (use -c opt)"},
+    {"build", "not optimized (use -c opt)"},
 #endif
   };
-  for (const auto& [key, value] : context) benchmark::AddCustomContext("syncpool_bench_" + key, value);
+  for (const auto& [key, value] : context)
+    benchmark::AddCustomContext("syncpool_bench_" + key, value);
   register_rows(bench_config{default_thread_counts(max_threads), iterations});
   if (records_path.empty()) {
     benchmark::RunSpecifiedBenchmarks();

@@ -278,12 +278,13 @@ std::string write_text(const fs::path& path, const std::string& text) {
   return "";
 }
 
-int run(const options& opts, const std::vector<std::string>& args, const std::string& out_dir) {
+int run(const options& opts, const std::vector<std::string>& args, const std::string& out_dir,
+        const std::string& readme) {
   char tmp_template[] = "/tmp/compare_allocators.XXXXXX";
   const char* tmp_dir = mkdtemp(tmp_template);
   if (tmp_dir == nullptr) {
-    std::cerr << "compare_allocators: cannot create a temporary directory: "
-              << std::strerror(errno) << '\n';
+    std::cerr << "compare_allocators: cannot create a temporary directory: " << std::strerror(errno)
+              << '\n';
     return 1;
   }
   const fs::path scratch(tmp_dir);
@@ -361,10 +362,10 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
       // As many iterations as the median repetition ran, in one invocation
       // (Google Benchmark reports them summed over the threads).
       const long iterations = std::max(1L, static_cast<long>(r.iterations / r.threads));
-      const std::string memory_error = run_benchmark(
-          {"--benchmark_filter=" + memory_run_filter(j.id.name),
-           "--iterations=" + std::to_string(iterations)},
-          timeout, &records);
+      const std::string memory_error =
+          run_benchmark({"--benchmark_filter=" + memory_run_filter(j.id.name),
+                         "--iterations=" + std::to_string(iterations)},
+                        timeout, &records);
       take_memory_counters(records, &r);
       if (!memory_error.empty()) r.error = "memory run: " + memory_error;
     }
@@ -400,6 +401,13 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
     if (error.empty()) error = write_text(dir / "compare_allocators.csv", csv_report(results));
     if (error.empty()) error = write_text(dir / "summary.md", summary_markdown(results, info));
     if (error.empty()) write_charts(dir.string(), charts.string(), results, info, &error);
+    if (error.empty() && !readme.empty()) {
+      const std::string text =
+          splice_results(read_file(readme), summary_markdown(results, info), &error);
+      if (error.empty()) error = write_text(readme, text);
+      if (error.empty())
+        std::cerr << "compare_allocators: updated the results block of " << readme << '\n';
+    }
     if (!error.empty()) {
       std::cerr << "compare_allocators: " << error << '\n';
       status = 1;
@@ -426,14 +434,27 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  std::string out_dir;
+  // Before anything runs: a full run takes minutes.
+  std::string out_dir, readme;
   if (!opts.out_dir.empty() && !opts.list) {
-    // Before anything runs: a full run takes minutes.
     out_dir = user_path(opts.out_dir);
     if (const std::string error = prepare_out_dir(out_dir); !error.empty()) {
       std::cerr << "compare_allocators: --out " << error << '\n';
       return 2;
     }
   }
-  return run(opts, args, out_dir);
+  if (!opts.readme.empty() && !opts.list) {
+    readme = user_path(opts.readme);
+    std::string error;
+    if (access(readme.c_str(), R_OK | W_OK) != 0) {
+      error = std::strerror(errno);
+    } else {
+      splice_results(read_file(readme), "", &error);
+    }
+    if (!error.empty()) {
+      std::cerr << "compare_allocators: --readme " << readme << ": " << error << '\n';
+      return 2;
+    }
+  }
+  return run(opts, args, out_dir, readme);
 }

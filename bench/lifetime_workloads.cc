@@ -73,8 +73,8 @@ void resources(benchmark::State& state, const allocator_row& row, std::size_t co
     } catch (const std::exception& e) {
       // libstdc++'s synchronized_pool_resource takes a pthread key per
       // instance, and a process has about 1,000 of them.
-      limit = "limit: stopped at " + std::to_string(live.size()) + " live instances (" +
-              e.what() + ")";
+      limit =
+          "limit: stopped at " + std::to_string(live.size()) + " live instances (" + e.what() + ")";
     }
     const long rss = current_rss_kib();
     if (rss >= 0 && baseline_rss_kib() >= 0) {
@@ -114,9 +114,9 @@ void register_lifetime_workloads(const allocator_row& row) {
   if (!row.make || row.is_malloc) return;
   for (const std::size_t n : kResourceCounts) {
     // One invocation is already a long one (10,000 pool_resources).
-    add("resources/" + row.id + "/" + std::to_string(n),
-        [row, n](benchmark::State& s) { resources(s, row, n); })
-        ->Iterations(1);
+    add("resources/" + row.id + "/" + std::to_string(n), [row, n](benchmark::State& s) {
+      resources(s, row, n);
+    })->Iterations(1);
   }
 }
 

@@ -80,9 +80,10 @@ result summarize_runs(const benchmark_id& id, const std::string& binary,
   r.ns_max = s.max;
   r.repetitions = static_cast<int>(runs.size());
   // The run nearest the median stands for the per-iteration figures.
-  const auto nearest = std::min_element(timed.begin(), timed.end(), [&](const auto& a, const auto& b) {
-    return std::fabs(a.first - s.median) < std::fabs(b.first - s.median);
-  });
+  const auto nearest =
+      std::min_element(timed.begin(), timed.end(), [&](const auto& a, const auto& b) {
+        return std::fabs(a.first - s.median) < std::fabs(b.first - s.median);
+      });
   r.iterations = nearest->second->number("iterations").value_or(0);
   r.real_time_ns = nearest->second->number("real_time_ns").value_or(0);
   r.cpu_time_ns = nearest->second->number("cpu_time_ns").value_or(0);
@@ -124,7 +125,9 @@ void take_memory_counters(const std::vector<record>& records, result* r) {
     if (!r->limit) r->error = "memory run: " + error;
     return;
   }
-  const auto counter = [run](const char* name) { return run->number(std::string("counter.") + name); };
+  const auto counter = [run](const char* name) {
+    return run->number(std::string("counter.") + name);
+  };
   r->peak_rss_kib = counter("peak_rss_kib");
   r->rss_after_kib = counter("rss_after_kib");
   r->rss_collected_kib = counter("rss_collected_kib");

@@ -20,6 +20,9 @@ const char* const kUsage =
     "  --out DIR          also write DIR/compare_allocators.{md,csv}, DIR/summary.md (the\n"
     "                     README's results section) and a PNG chart per workload (needs\n"
     "                     gnuplot); checked before anything runs\n"
+    "  --readme FILE      also put DIR/summary.md into FILE, between its two\n"
+    "                     '<!-- compare_allocators results' markers (needs --out, not\n"
+    "                     --quick); checked before anything runs\n"
     "  --filter REGEX     only the benchmarks whose name matches (see --list), e.g.\n"
     "                     'pair|batch', 'tcmalloc', 'threads/pool_resource'\n"
     "  --threads N        thread counts 1, 2, 4, ..., N (N at most 1024) for threads, server\n"
@@ -27,7 +30,7 @@ const char* const kUsage =
     "  --repetitions N    run each benchmark N times and report the median, min and max\n"
     "                     (default 3; 1 with --quick)\n"
     "  --min-time S       seconds per repetition (Google Benchmark's --benchmark_min_time;\n"
-    "                     default 0.2, or 0.01 with --quick)\n"
+    "                     default 0.15, or 0.01 with --quick)\n"
     "  --no-warmup        no discarded first repetition (default: one, except with --quick)\n"
     "  --list             print the benchmark names and exit\n"
     "  --help             this text\n";
@@ -65,8 +68,8 @@ std::string parse_args(const std::vector<std::string>& args, options* opts) {
       if (arg == "--no-warmup") opts->warmup = false;
       continue;
     }
-    if (arg != "--out" && arg != "--filter" && arg != "--threads" && arg != "--repetitions" &&
-        arg != "--min-time") {
+    if (arg != "--out" && arg != "--readme" && arg != "--filter" && arg != "--threads" &&
+        arg != "--repetitions" && arg != "--min-time") {
       return "unknown argument " + args[i];
     }
     std::string value;
@@ -80,6 +83,8 @@ std::string parse_args(const std::vector<std::string>& args, options* opts) {
     if (value.empty()) return arg + " needs a value";
     if (arg == "--out") {
       opts->out_dir = value;
+    } else if (arg == "--readme") {
+      opts->readme = value;
     } else if (arg == "--filter") {
       opts->filter = value;
     } else if (arg == "--threads") {
@@ -101,6 +106,10 @@ std::string parse_args(const std::vector<std::string>& args, options* opts) {
       }
       opts->min_time = s;
     }
+  }
+  if (!opts->readme.empty() && opts->out_dir.empty()) return "--readme needs --out";
+  if (!opts->readme.empty() && opts->quick) {
+    return "--readme takes a default run's results, not a --quick smoke test's";
   }
   return "";
 }

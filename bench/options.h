@@ -24,19 +24,20 @@ struct options {
   bool quick = false;
   bool list = false;
   std::string out_dir;
+  std::string readme;  // a file whose results block gets this run's summary
   std::string filter;
-  int threads = 0;          // 0: the default thread counts
-  int repetitions = 0;      // 0: 3 (1 with --quick)
-  double min_time = 0;      // 0: 0.2 s (0.01 s with --quick)
-  bool warmup = true;       // an extra first repetition, not reported (not with --quick)
+  int threads = 0;      // 0: the default thread counts
+  int repetitions = 0;  // 0: 3 (1 with --quick)
+  double min_time = 0;  // 0: 0.15 s (0.01 s with --quick)
+  bool warmup = true;   // an extra first repetition, not reported (not with --quick)
 
   int effective_repetitions() const { return repetitions > 0 ? repetitions : (quick ? 1 : 3); }
-  double effective_min_time() const { return min_time > 0 ? min_time : (quick ? 0.01 : 0.2); }
+  double effective_min_time() const { return min_time > 0 ? min_time : (quick ? 0.01 : 0.15); }
   bool effective_warmup() const { return warmup && !quick; }
 };
 
 // Parses the arguments after argv[0] into `*opts`; "" on success, else
-// what is wrong, for the user.
+// what is wrong, for the user. --readme needs --out and a default run.
 std::string parse_args(const std::vector<std::string>& args, options* opts);
 
 // Makes sure `dir` is a directory this process can create files in,

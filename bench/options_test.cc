@@ -1,15 +1,14 @@
 #include "bench/options.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "bench/temp_dir_test_base.h"
 
 namespace syncpool_bench {
 namespace {
@@ -22,7 +21,7 @@ TEST(OptionsTest, Defaults) {
   EXPECT_FALSE(opts.quick);
   EXPECT_EQ(opts.effective_repetitions(), 3);
   EXPECT_TRUE(opts.effective_warmup());
-  EXPECT_DOUBLE_EQ(opts.effective_min_time(), 0.2);
+  EXPECT_DOUBLE_EQ(opts.effective_min_time(), 0.15);
 }
 
 TEST(OptionsTest, QuickIsOneShortRunWithoutWarmup) {
@@ -70,19 +69,12 @@ TEST(OptionsTest, BadArguments) {
   EXPECT_NE(parse({"--repetitions", "0"}, &opts), "");
   EXPECT_NE(parse({"--min-time", "-1"}, &opts), "");
   EXPECT_NE(parse({"--min-time", "fast"}, &opts), "");
+  EXPECT_EQ(parse({"--readme", "README.md"}, &opts), "--readme needs --out");
+  options quick;
+  EXPECT_NE(parse({"--quick", "--out", "x", "--readme", "README.md"}, &quick), "");
 }
 
-class OutDirTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    root_ = std::filesystem::path(tmp != nullptr ? tmp : "/tmp") /
-            ("out_dir_test." + std::to_string(getpid()));
-    std::filesystem::create_directories(root_);
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-  std::filesystem::path root_;
-};
+using OutDirTest = temp_dir_test;
 
 TEST_F(OutDirTest, CreatesMissingDirectoriesAndLeavesNoProbe) {
   const std::filesystem::path dir = root_ / "a" / "b" / "c";

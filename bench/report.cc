@@ -18,6 +18,10 @@
 namespace syncpool_bench {
 
 const char* const kSmokeTestWarning = "smoke test: timings are not meaningful";
+const char* const kResultsBegin =
+    "<!-- compare_allocators results: begin (written by compare_allocators --readme; do not "
+    "edit by hand) -->";
+const char* const kResultsEnd = "<!-- compare_allocators results: end -->";
 
 namespace {
 
@@ -32,18 +36,18 @@ enum class timing {
 struct workload_info {
   std::string_view id;
   std::string_view title;
-  std::string_view op;         // what one op is; what a column is
-  std::string_view baseline;   // allocator id the ratios are against
-  std::string_view suffix;     // appended to numeric column names
-  std::string_view x_label;    // of its chart
+  std::string_view op;        // what one op is; what a column is
+  std::string_view baseline;  // allocator id the ratios are against
+  std::string_view suffix;    // appended to numeric column names
+  std::string_view x_label;   // of its chart
   timing time;
-  bool thread_axis;            // columns are thread counts
+  bool thread_axis;  // columns are thread counts
 };
 
 constexpr workload_info kWorkloads[] = {
     {"pair", "pair: allocate + deallocate one size",
-     "ns per allocate + deallocate pair; column = block size", "pool_resource", " B",
-     "block size", timing::one_thread, false},
+     "ns per allocate + deallocate pair; column = block size", "pool_resource", " B", "block size",
+     timing::one_thread, false},
     {"batch", "batch: 10,000 mixed sizes (16 B .. 8 KiB, fixed seed), then free them all",
      "ns per block (allocated and freed); column = freeing order. The "
      "monotonic_buffer_resource frees nothing and release()s everything after each batch",
@@ -162,8 +166,8 @@ bool by_allocator_rank(const std::string& a, const std::string& b) {
 struct grid {
   const workload_info* info = nullptr;
   std::string workload;
-  std::vector<std::string> columns;  // parameters
-  std::vector<std::string> rows;     // allocator ids
+  std::vector<std::string> columns;                                    // parameters
+  std::vector<std::string> rows;                                       // allocator ids
   std::map<std::pair<std::string, std::string>, const result*> cells;  // (row, column)
   const std::set<std::pair<std::string, std::string>>* offered = nullptr;
 
@@ -322,8 +326,8 @@ struct loss {
 };
 
 struct ranking {
-  int columns = 0;  // columns where the baseline ran
-  int fastest = 0;  // of which the baseline was the fastest row
+  int columns = 0;           // columns where the baseline ran
+  int fastest = 0;           // of which the baseline was the fastest row
   std::vector<loss> losses;  // slowest first
 };
 
@@ -389,7 +393,8 @@ void time_table(std::ostringstream& out, const grid& g, bool quick) {
   table_header(out, "allocator", headers);
   for (const std::string& row : g.rows) {
     out << "| `" << label(row) << "` |";
-    for (const std::string& column : g.columns) out << ' ' << time_cell(g, row, column, quick) << " |";
+    for (const std::string& column : g.columns)
+      out << ' ' << time_cell(g, row, column, quick) << " |";
     out << '\n';
   }
   out << '\n';
@@ -401,7 +406,8 @@ std::optional<double> max_over(const grid& g, const std::string& row,
   std::optional<double> most;
   for (const std::string& column : g.columns) {
     const result* r = g.ran(row, column);
-    if (r != nullptr && (r->*field).has_value()) most = std::max(most.value_or(*(r->*field)), *(r->*field));
+    if (r != nullptr && (r->*field).has_value())
+      most = std::max(most.value_or(*(r->*field)), *(r->*field));
   }
   return most;
 }
@@ -423,7 +429,8 @@ void resources_table(std::ostringstream& out, const grid& g) {
          "what each holds from its upstream (counted), KiB. \"limit\" = the allocator could not "
          "have that many alive (see Limits).\n\n";
   std::vector<std::string> headers;
-  for (const std::string& c : g.columns) headers.push_back(format_amount(std::stod(c), 0) + " live");
+  for (const std::string& c : g.columns)
+    headers.push_back(format_amount(std::stod(c), 0) + " live");
   table_header(out, "resource", headers);
   for (const std::string& row : g.rows) {
     out << "| `" << label(row) << "` |";
@@ -501,7 +508,8 @@ void memory_tables(std::ostringstream& out, const std::vector<grid>& grids, bool
       }
       double smallest = std::numeric_limits<double>::infinity();
       for (const std::string& other : g->rows) {
-        if (const auto p = max_over(*g, other, &result::peak_rss_kib)) smallest = std::min(smallest, *p);
+        if (const auto p = max_over(*g, other, &result::peak_rss_kib))
+          smallest = std::min(smallest, *p);
       }
       out << ' ' << bold_if(!quick && *peak <= smallest, mib(*peak));
       if (left) out << " -> " << mib(*left);
@@ -601,8 +609,7 @@ struct panel {
 // per x, a column per row) and the commands that plot it.
 void chart(std::ostream& script, const std::string& data_stem, const std::string& png_path,
            const std::string& x_label, const std::vector<std::string>& x_names,
-           const std::vector<std::string>& all_rows, const std::vector<panel>& panels,
-           bool lines) {
+           const std::vector<std::string>& all_rows, const std::vector<panel>& panels, bool lines) {
   // Rows with nothing to plot would leave empty legend entries.
   std::vector<std::string> rows;
   for (const std::string& row : all_rows) {
@@ -617,7 +624,7 @@ void chart(std::ostream& script, const std::string& data_stem, const std::string
   }
   if (rows.empty()) return;
   script << "reset\n"
-         << "set terminal pngcairo size 1280," << 80 + 560 * panels.size()
+         << "set terminal pngcairo size 1280," << 160 + 600 * panels.size()
          << " noenhanced font 'sans,10'\n"
          << "set output " << gp_string(png_path) << '\n';
   if (panels.size() > 1) script << "set multiplot layout " << panels.size() << ",1\n";
@@ -642,7 +649,7 @@ void chart(std::ostream& script, const std::string& data_stem, const std::string
            << "set xlabel " << gp_string(x_label) << '\n'
            << "set ylabel " << gp_string(p.y_label) << '\n'
            << "set datafile missing '-'\n"
-           << "set key outside right top vertical\n"
+           << "set key outside below center horizontal maxcols 3\n"
            << "set grid ytics\n"
            << "set yrange [" << (p.log_y ? "*" : "0") << ":*]\n";
     if (p.log_y) script << "set logscale y\n";
@@ -668,8 +675,10 @@ void chart(std::ostream& script, const std::string& data_stem, const std::string
         script << " using 0:" << i + 2 << " with linespoints lw 2 pt " << (st.dashed ? 6 : 7)
                << " dt " << (st.dashed ? 2 : 1);
       } else {
+        // Boxes take their fill from fc, their border from lc.
         script << " using " << i + 2 << (i == 0 ? ":xtic(1)" : "")
-               << (st.dashed ? " fs pattern 4 border" : " fs solid 0.85 border");
+               << (st.dashed ? " fs pattern 4 border" : " fs solid 0.85 border") << " fc rgb "
+               << gp_string(st.color);
       }
       script << " lc rgb " << gp_string(st.color) << " title " << gp_string(label(rows[i]));
     }
@@ -843,11 +852,12 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
     }
     if (ours != nullptr && best != nullptr) {
       const double ratio = ours->ns_per_op / best->ns_per_op;
-      goals.push_back({"`pool<T>` get+put at most 1/5 of the fastest make_unique + delete "
-                       "(4 KiB, not zero-filled, one thread)",
-                       met(ratio <= 0.2) + ": " + format_ns(ours->ns_per_op) + " vs " +
-                           format_ns(best->ns_per_op) + " ns for `" + label(best->allocator) +
-                           "` (1/" + format("%.1f", 1 / ratio) + ")"});
+      goals.push_back(
+          {"`pool<T>` get+put at most 1/5 of the fastest make_unique + delete "
+           "(4 KiB, not zero-filled, one thread)",
+           met(ratio <= 0.2) + ": " + format_ns(ours->ns_per_op) + " vs " +
+               format_ns(best->ns_per_op) + " ns for `" + label(best->allocator) + "` (1/" +
+               format("%.1f", 1 / ratio) + ")"});
     }
   }
   const ranking rk = rank_baselines(grids);
@@ -856,8 +866,8 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
                          std::to_string(rk.fastest) + " of " + std::to_string(rk.columns) +
                          " columns";
     if (!rk.losses.empty()) status += "; largest gap: " + describe(rk.losses.front());
-    goals.push_back({"syncpool no slower than the fastest row of all on every workload column",
-                     status});
+    goals.push_back(
+        {"syncpool no slower than the fastest row of all on every workload column", status});
   }
   {
     std::vector<std::string> held;
@@ -884,11 +894,13 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
         for (std::size_t i = 0; i < held.size(); ++i) status += (i ? ", " : " ") + held[i];
       }
       if (const grid* idle = find_grid(grids, "idle")) {
-        const result* r = idle->columns.empty() ? nullptr : idle->ran("pool_resource", idle->columns.front());
+        const result* r =
+            idle->columns.empty() ? nullptr : idle->ran("pool_resource", idle->columns.front());
         if (r != nullptr && r->held_collected_bytes) {
-          status += ". Not promised for idle live threads that have not flushed: with 64 such "
-                    "threads, `syncpool::pool_resource` still held " +
-                    mib(*r->held_collected_bytes / 1024) + " MiB after two collects";
+          status +=
+              ". Not promised for idle live threads that have not flushed: with 64 such "
+              "threads, `syncpool::pool_resource` still held " +
+              mib(*r->held_collected_bytes / 1024) + " MiB after two collects";
         }
       }
       goals.push_back({"zero upstream bytes after two collects with nothing in use", status});
@@ -946,9 +958,7 @@ lab to_lab(const std::string& hex) {
   const double x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
   const double y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
   const double z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
-  const auto f = [](double t) {
-    return t > 0.008856 ? std::cbrt(t) : 7.787 * t + 16.0 / 116.0;
-  };
+  const auto f = [](double t) { return t > 0.008856 ? std::cbrt(t) : 7.787 * t + 16.0 / 116.0; };
   return {116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))};
 }
 
@@ -1023,7 +1033,8 @@ std::string markdown_report(const std::vector<result>& results, const run_info& 
   bool limits = false;
   for (const result& r : results) {
     if (!r.limit) continue;
-    if (!limits) out << "### Limits\n\nWhat an allocator could not do (a finding, not a failure):\n\n";
+    if (!limits)
+      out << "### Limits\n\nWhat an allocator could not do (a finding, not a failure):\n\n";
     limits = true;
     out << "- `" << r.name << "` (" << label(r.allocator) << "): " << r.error.substr(7) << '\n';
   }
@@ -1056,14 +1067,19 @@ std::string summary_markdown(const std::vector<result>& results, const run_info&
   if (!info.quick) out << ", **bold** = fastest row of all";
   out << ":\n\n";
   picked_table(out, grids,
-               {{"pair", "64"}, {"pair", "1024"}, {"pair", "32768"}, {"batch", "random"},
-                {"containers", "map"}, {"containers", "vector_string"}, {"lifetime", "64"}},
+               {{"pair", "64"},
+                {"pair", "1024"},
+                {"pair", "32768"},
+                {"batch", "random"},
+                {"containers", "map"},
+                {"containers", "vector_string"},
+                {"lifetime", "64"}},
                info.quick);
   out << "**Several threads**, aggregate throughput as wall-clock ns per operation of all "
          "threads together (not the latency of one operation), ratio to "
          "`syncpool::pool_resource`:\n\n";
-  picked_table(out, grids,
-               {{"threads", ""}, {"server", ""}, {"churn", "16"}, {"prodcons", "64"}}, info.quick);
+  picked_table(out, grids, {{"threads", ""}, {"server", ""}, {"churn", "16"}, {"prodcons", "64"}},
+               info.quick);
   out << "**Object reuse** of a 4 KiB buffer object, aggregate ns per get + put (or "
          "make_unique + delete), ratio to `syncpool::pool<T>`:\n\n";
   picked_table(out, grids, {{"reuse", "1"}, {"reuse", ""}}, info.quick);
@@ -1077,8 +1093,8 @@ std::string summary_markdown(const std::vector<result>& results, const run_info&
         << " of " << rk.columns << " columns of the full report.";
     if (!rk.losses.empty()) {
       const std::size_t shown = std::min<std::size_t>(rk.losses.size(), 10);
-      out << " The " << shown << " largest gaps" << (shown < rk.losses.size() ? " (all in the full report)" : "")
-          << ":\n\n";
+      out << " The " << shown << " largest gaps"
+          << (shown < rk.losses.size() ? " (all in the full report)" : "") << ":\n\n";
       for (std::size_t i = 0; i < shown; ++i) out << "- " << describe(rk.losses[i]) << '\n';
     }
     out << "\n";
@@ -1109,6 +1125,24 @@ std::string summary_markdown(const std::vector<result>& results, const run_info&
   return out.str();
 }
 
+std::string splice_results(const std::string& readme, const std::string& summary,
+                           std::string* error) {
+  const std::size_t begin = readme.find(kResultsBegin);
+  const std::size_t end = readme.find(kResultsEnd);
+  if (begin == std::string::npos || end == std::string::npos || end < begin) {
+    *error = std::string("no results block: it needs a line ") + kResultsBegin +
+             " and, after it, a line " + kResultsEnd;
+    return "";
+  }
+  const std::size_t body = readme.find('\n', begin);
+  std::string out = readme.substr(0, body + 1);
+  out += '\n';
+  out += summary;
+  if (!summary.empty() && summary.back() != '\n') out += '\n';
+  out += readme.substr(end);
+  return out;
+}
+
 std::string csv_report(const std::vector<result>& results) {
   std::ostringstream out;
   const auto field = [](const std::string& s) {
@@ -1135,12 +1169,11 @@ std::string csv_report(const std::vector<result>& results) {
         const result* r = g.at(row, column);
         if (r == nullptr) continue;
         const result* best = g.fastest(column);
-        out << field(r->workload) << ',' << field(r->allocator) << ','
-            << field(label(r->allocator)) << ',' << field(r->param) << ',' << r->threads << ','
-            << time << ',' << field(r->binary) << ',' << field(r->name) << ','
-            << csv_number(r->ns_per_op) << ',' << csv_number(r->ns_min) << ','
-            << csv_number(r->ns_max) << ',' << r->repetitions << ',' << field(g.baseline_id())
-            << ',' << csv_number(r->ns_per_op / g.baseline(column)) << ','
+        out << field(r->workload) << ',' << field(r->allocator) << ',' << field(label(r->allocator))
+            << ',' << field(r->param) << ',' << r->threads << ',' << time << ',' << field(r->binary)
+            << ',' << field(r->name) << ',' << csv_number(r->ns_per_op) << ','
+            << csv_number(r->ns_min) << ',' << csv_number(r->ns_max) << ',' << r->repetitions << ','
+            << field(g.baseline_id()) << ',' << csv_number(r->ns_per_op / g.baseline(column)) << ','
             << field(best != nullptr ? best->allocator : "") << ','
             << csv_number(best != nullptr ? r->ns_per_op / best->ns_per_op : std::nan("")) << ','
             << csv_number(r->iterations) << ',' << csv_number(r->real_time_ns) << ','
@@ -1169,9 +1202,10 @@ bool write_charts(const std::string& out_dir, const std::string& scratch_dir,
     if (g.time() == timing::none) continue;
     std::vector<std::string> x_names;
     for (const std::string& c : g.columns) x_names.push_back(g.column_name(c));
-    const std::string y_label = g.time() == timing::aggregate
-                                    ? "aggregate ns per op, all threads (log scale, lower is better)"
-                                    : "ns per op (log scale, lower is better)";
+    const std::string y_label =
+        g.time() == timing::aggregate
+            ? "aggregate ns per op, all threads (log scale, lower is better)"
+            : "ns per op (log scale, lower is better)";
     const std::string title = g.info != nullptr ? std::string(g.info->title) : g.workload;
     chart(script, stem(g.workload), (fs::path(out_dir) / (g.workload + ".png")).string(),
           g.info != nullptr ? std::string(g.info->x_label) : "", x_names, g.rows,
@@ -1185,32 +1219,30 @@ bool write_charts(const std::string& out_dir, const std::string& scratch_dir,
           /*lines=*/g.info != nullptr && g.info->thread_axis);
   }
   // Memory: peak RSS growth per workload and what is left after two
-  // collects, the largest over each workload's columns (object reuse has
-  // rows of its own and is left out).
+  // collects, the largest over each workload's columns. Object reuse has
+  // rows of its own, and resources, hundreds of MiB for 10,000 live
+  // pool_resources, has its own chart per resource.
   std::vector<const grid*> memory_grids;
   std::vector<std::string> workloads;
   for (const grid& g : grids) {
-    if (reuse_kind(g.workload)) continue;
+    if (reuse_kind(g.workload) || g.workload == "resources") continue;
     memory_grids.push_back(&g);
     workloads.push_back(g.workload);
   }
   if (!memory_grids.empty()) {
     const auto per_workload = [&memory_grids](std::optional<double> result::*field) -> value_fn {
-      return [&memory_grids, field](std::size_t x, const std::string& row) -> std::optional<double> {
-        const std::optional<double> kib = max_over(*memory_grids[x], row, field);
-        if (!kib) return std::nullopt;
-        return *kib / 1024;
-      };
+      return
+          [&memory_grids, field](std::size_t x, const std::string& row) -> std::optional<double> {
+            const std::optional<double> kib = max_over(*memory_grids[x], row, field);
+            if (!kib) return std::nullopt;
+            return *kib / 1024;
+          };
     };
     chart(script, stem("memory"), (fs::path(out_dir) / "memory.png").string(), "workload",
           workloads, all_rows(memory_grids),
-          {{chart_title("memory: peak RSS growth of the benchmark process (largest over each "
-                        "workload's columns)",
-                        info),
+          {{chart_title("memory: peak RSS growth (largest over the workload's columns)", info),
             "MiB (lower is better)", per_workload(&result::peak_rss_kib), false},
-           {chart_title("memory: RSS growth after the work is freed and two syncpool::collect() "
-                        "cycles ran, the resource still alive",
-                        info),
+           {chart_title("memory: RSS growth after the work, two syncpool::collect() later", info),
             "MiB (lower is better)", per_workload(&result::rss_collected_kib), false}},
           /*lines=*/false);
   }
@@ -1235,8 +1267,8 @@ bool write_charts(const std::string& out_dir, const std::string& scratch_dir,
     return false;
   }
   const std::string log = stem("gnuplot.log");
-  const process_result run = run_process({"gnuplot", script_path.string()}, stem("gnuplot.out"),
-                                         log, 120);
+  const process_result run =
+      run_process({"gnuplot", script_path.string()}, stem("gnuplot.out"), log, 120);
   if (!run.ok()) {
     *error = "gnuplot " + run.describe() +
              (run.started ? ": " + read_file(log, 2000)

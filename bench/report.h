@@ -34,6 +34,16 @@ std::string markdown_report(const std::vector<result>& results, const run_info& 
 // The README's results section (the driver writes it as summary.md).
 std::string summary_markdown(const std::vector<result>& results, const run_info& info);
 
+// The lines that open and close the README's generated results block.
+extern const char* const kResultsBegin;
+extern const char* const kResultsEnd;
+
+// `readme` with the lines between its kResultsBegin line and its
+// kResultsEnd line replaced by `summary`; "" (and `*error`) if either is
+// missing, or they come in the wrong order.
+std::string splice_results(const std::string& readme, const std::string& summary,
+                           std::string* error);
+
 // One line per result, with a header line.
 std::string csv_report(const std::vector<result>& results);
 

@@ -1,9 +1,7 @@
 #include "bench/report.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "bench/subprocess.h"
+#include "bench/temp_dir_test_base.h"
 
 namespace syncpool_bench {
 namespace {
@@ -91,8 +90,9 @@ TEST(ReportTest, QuickRunIsASmokeTestAndRanksNothing) {
 TEST(ReportTest, RanksAgainstTheFastestRowOfAll) {
   const std::string report = markdown_report(sample(), info_for(false));
   EXPECT_TRUE(contains(report, "is the fastest in 3 of 4 columns")) << report;
-  EXPECT_TRUE(contains(report, "pair 1024 B: `tcmalloc malloc/free` 5.00 ns vs "
-                               "`syncpool::pool_resource` 10.0 ns (2.00x slower)"))
+  EXPECT_TRUE(contains(report,
+                       "pair 1024 B: `tcmalloc malloc/free` 5.00 ns vs "
+                       "`syncpool::pool_resource` 10.0 ns (2.00x slower)"))
       << report;
   EXPECT_FALSE(contains(report, "pair 1024 B: `tcmalloc via new_delete_resource`"));
   // Median, then [min–max], then the ratio to the syncpool row.
@@ -123,8 +123,9 @@ TEST(ReportTest, LimitsAreFindingsNotFailures) {
 
 TEST(ReportTest, GoalsAreJudgedOnTheRun) {
   std::string summary = summary_markdown(sample(), info_for(false));
-  EXPECT_TRUE(contains(summary, "| 64-byte pair at most half of `unsynchronized_pool_resource` | "
-                                "**met**: 10.0 vs 30.0 ns (0.33x) |"))
+  EXPECT_TRUE(contains(summary,
+                       "| 64-byte pair at most half of `unsynchronized_pool_resource` | "
+                       "**met**: 10.0 vs 30.0 ns (0.33x) |"))
       << summary;
   EXPECT_TRUE(contains(summary, "**not met**: the syncpool row is the fastest in 3 of 4"))
       << summary;
@@ -172,21 +173,31 @@ TEST(ReportTest, RowsSharingAChartLookDifferent) {
   EXPECT_TRUE(distinguishable("#d62728", "#e69f00"));
 }
 
-class ChartTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    root_ = std::filesystem::path(tmp != nullptr ? tmp : "/tmp") /
-            ("chart_test." + std::to_string(getpid()));
-    std::filesystem::create_directories(root_ / "out");
-    std::filesystem::create_directories(root_ / "scratch");
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-  std::filesystem::path root_;
-};
+TEST(ReportTest, SplicesTheSummaryBetweenTheMarkers) {
+  const std::string readme = std::string("# Title\n\nintro\n") + kResultsBegin +
+                             "\nold figures\nmore\n" + kResultsEnd + "\n\n![chart](x.png)\n";
+  std::string error;
+  const std::string once = splice_results(readme, "new figures\n", &error);
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(once, std::string("# Title\n\nintro\n") + kResultsBegin + "\n\nnew figures\n" +
+                      kResultsEnd + "\n\n![chart](x.png)\n");
+  // Again: the same text, nothing accumulates.
+  EXPECT_EQ(splice_results(once, "new figures\n", &error), once);
+
+  EXPECT_EQ(splice_results("# no markers\n", "x", &error), "");
+  EXPECT_NE(error, "");
+  error.clear();
+  EXPECT_EQ(splice_results(std::string(kResultsEnd) + "\n" + kResultsBegin + "\n", "x", &error),
+            "");
+  EXPECT_NE(error, "");
+}
+
+using ChartTest = temp_dir_test;
 
 TEST_F(ChartTest, ChartsLabelTheirAxesAndLeaveOnlyPngsInOut) {
   std::string error;
+  std::filesystem::create_directories(root_ / "out");
+  std::filesystem::create_directories(root_ / "scratch");
   const bool drawn = write_charts((root_ / "out").string(), (root_ / "scratch").string(), sample(),
                                   info_for(true), &error);
   const std::string script = read_file((root_ / "scratch" / "charts.gp").string());
@@ -202,7 +213,7 @@ TEST_F(ChartTest, ChartsLabelTheirAxesAndLeaveOnlyPngsInOut) {
       EXPECT_TRUE(contains(line, kSmokeTestWarning)) << line;
     }
   }
-  EXPECT_GE(titles, 4);  // pair, threads, resources, memory x2
+  EXPECT_GE(titles, 4);         // pair, threads, resources, memory x2
   ASSERT_TRUE(drawn) << error;  // ./bazelw installs gnuplot
   for (const auto& entry : std::filesystem::directory_iterator(root_ / "out")) {
     EXPECT_EQ(entry.path().extension(), ".png") << entry.path();

@@ -53,13 +53,13 @@ struct result {
 
 // What the report says about the run as a whole.
 struct run_info {
-  bool quick = false;       // a smoke test: no ranking, every timing marked meaningless
-  std::string machine;      // CPU, cores, OS, kernel
-  std::string settings;     // build, min time, repetitions, threads
-  std::string command;      // how to run this again
-  std::string commit;       // of the sources measured, where known
+  bool quick = false;    // a smoke test: no ranking, every timing marked meaningless
+  std::string machine;   // CPU, cores, OS, kernel
+  std::string settings;  // build, min time, repetitions, threads
+  std::string command;   // how to run this again
+  std::string commit;    // of the sources measured, where known
   std::vector<std::string> warnings;
-  double seconds = 0;       // wall-clock time of all the benchmarks
+  double seconds = 0;  // wall-clock time of all the benchmarks
   // (workload, allocator) pairs the binaries offer, --filter or not: a row
   // missing from a workload is "n/a" if not offered, else "-".
   std::set<std::pair<std::string, std::string>> offered;

@@ -253,7 +253,9 @@ std::vector<std::size_t> idle_sizes() {
 
 // Up to 32 KiB of blocks of each size, between 2 and 64 blocks: enough to
 // fill the per-thread caches of every class.
-std::size_t blocks_per_size(std::size_t size) { return std::clamp<std::size_t>(32768 / size, 2, 64); }
+std::size_t blocks_per_size(std::size_t size) {
+  return std::clamp<std::size_t>(32768 / size, 2, 64);
+}
 
 void use_every_class(std::pmr::memory_resource* r, const std::vector<std::size_t>& sizes) {
   void* blocks[64];
@@ -267,7 +269,8 @@ void use_every_class(std::pmr::memory_resource* r, const std::vector<std::size_t
 void idle(benchmark::State& state, const allocator_row& row) {
   const std::vector<std::size_t> sizes = idle_sizes();
   std::int64_t ops_per_thread = 0;
-  for (const std::size_t size : sizes) ops_per_thread += static_cast<std::int64_t>(blocks_per_size(size));
+  for (const std::size_t size : sizes)
+    ops_per_thread += static_cast<std::int64_t>(blocks_per_size(size));
   begin_memory();
   const std::unique_ptr<bench_resource> res = row.make();
   std::pmr::memory_resource* const r = res->get();
@@ -312,9 +315,9 @@ void register_threaded_workloads(const allocator_row& row, const bench_config& c
   }
   add_thread_counts(add("server/" + id, [row](benchmark::State& s) { server(s, row); }), config);
   for (const int wave : kChurnWaves) {
-    add("churn/" + id + "/" + std::to_string(wave),
-        [row, wave](benchmark::State& s) { churn(s, row, wave); })
-        ->UseRealTime();
+    add("churn/" + id + "/" + std::to_string(wave), [row, wave](benchmark::State& s) {
+      churn(s, row, wave);
+    })->UseRealTime();
   }
   // One invocation: 64 threads started, used and parked.
   add("idle/" + id + "/" + std::to_string(kIdleThreads),

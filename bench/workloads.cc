@@ -46,8 +46,8 @@ constexpr std::size_t kBatchBlocks = 10000;
 enum class free_order { lifo, fifo, random };
 
 struct batch_plan {
-  std::vector<std::size_t> sizes;   // 16 .. 8191 bytes, log-uniform
-  std::vector<std::uint32_t> order; // indices, in freeing order
+  std::vector<std::size_t> sizes;    // 16 .. 8191 bytes, log-uniform
+  std::vector<std::uint32_t> order;  // indices, in freeing order
 };
 
 batch_plan make_batch_plan(free_order order) {
@@ -185,8 +185,7 @@ void register_single_thread_workloads(const allocator_row& row) {
       map_churn<std::pmr::unordered_map<std::uint64_t, std::uint64_t>>(s, row);
     });
   }
-  add("containers/" + id + "/vector_string",
-      [row](benchmark::State& s) { vector_string(s, row); });
+  add("containers/" + id + "/vector_string", [row](benchmark::State& s) { vector_string(s, row); });
 }
 
 }  // namespace internal

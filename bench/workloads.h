@@ -54,10 +54,10 @@ using request_work = void (*)(std::pmr::memory_resource* resource, void* context
 
 // An allocator row of the comparison.
 struct allocator_row {
-  std::string id;             // in benchmark names: [a-z0-9_]
-  bool thread_safe = true;    // false: single-thread workloads only
-  bool frees = true;          // false: never-free model, build-and-drop workloads only
-  bool is_malloc = false;     // one per process, nothing to construct: no `resources`
+  std::string id;           // in benchmark names: [a-z0-9_]
+  bool thread_safe = true;  // false: single-thread workloads only
+  bool frees = true;        // false: never-free model, build-and-drop workloads only
+  bool is_malloc = false;   // one per process, nothing to construct: no `resources`
   // A fresh resource for a benchmark run; empty for a row that only exists
   // for `lifetime` (a monotonic_buffer_resource over a stack buffer).
   std::function<std::unique_ptr<bench_resource>()> make;
