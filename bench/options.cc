@@ -126,7 +126,9 @@ std::string prepare_out_dir(const std::string& dir) {
     if (path.empty() || path == "." || path == "..") continue;
     struct stat st {};
     if (stat(path.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) return path + ": exists and is not a directory";
+      if (!S_ISDIR(st.st_mode)) {
+        return path + ": " + std::strerror(ENOTDIR) + " (a file of that name exists)";
+      }
       continue;
     }
     if (errno != ENOENT) return path + ": " + std::strerror(errno);

@@ -43,7 +43,7 @@ std::string parse_args(const std::vector<std::string>& args, options* opts);
 // Makes sure `dir` is a directory this process can create files in,
 // creating it (and its parents) if needed: "" if so, else why not, with
 // the system's reason ("/proc/nope: cannot create directory: No such file
-// or directory").
+// or directory", "out.txt: Not a directory (a file of that name exists)").
 std::string prepare_out_dir(const std::string& dir);
 
 }  // namespace syncpool_bench

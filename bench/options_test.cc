@@ -95,9 +95,9 @@ TEST_F(OutDirTest, ProcFailsFastWithTheSystemsReason) {
 TEST_F(OutDirTest, ARegularFileIsNoDirectory) {
   const std::filesystem::path file = root_ / "file";
   std::ofstream(file) << "x";
-  EXPECT_EQ(prepare_out_dir(file.string()), file.string() + ": exists and is not a directory");
-  EXPECT_EQ(prepare_out_dir((file / "sub").string()),
-            file.string() + ": exists and is not a directory");
+  const std::string expected = file.string() + ": Not a directory (a file of that name exists)";
+  EXPECT_EQ(prepare_out_dir(file.string()), expected);
+  EXPECT_EQ(prepare_out_dir((file / "sub").string()), expected);
 }
 
 }  // namespace
