@@ -412,6 +412,11 @@ std::optional<double> max_over(const grid& g, const std::string& row,
   return most;
 }
 
+bool ran_every_column(const grid& g, const std::string& row) {
+  return std::all_of(g.columns.begin(), g.columns.end(),
+                     [&](const std::string& column) { return g.ran(row, column) != nullptr; });
+}
+
 std::vector<std::string> all_rows(const std::vector<const grid*>& grids) {
   std::vector<std::string> rows;
   for (const grid* g : grids) {
@@ -494,7 +499,7 @@ void memory_tables(std::ostringstream& out, const std::vector<grid>& grids, bool
          "peak RSS growth over the RSS at the start -> RSS growth left once the work is freed "
          "and two `syncpool::collect()` cycles ran (the resource still alive), MiB; the "
          "largest over the workload's columns";
-  if (!quick) out << "; **bold** = smallest peak";
+  if (!quick) out << "; **bold** = smallest peak of the rows that ran every column";
   out << ".\n\n";
   table_header(out, "allocator", names);
   for (const std::string& row : rows) {
@@ -506,12 +511,16 @@ void memory_tables(std::ostringstream& out, const std::vector<grid>& grids, bool
         out << ' ' << g->empty_cell(row) << " |";
         continue;
       }
+      // Among the rows that ran every column: a row that stopped at a limit
+      // has a smaller largest figure without being smaller.
       double smallest = std::numeric_limits<double>::infinity();
       for (const std::string& other : g->rows) {
-        if (const auto p = max_over(*g, other, &result::peak_rss_kib))
+        if (!ran_every_column(*g, other)) continue;
+        if (const auto p = max_over(*g, other, &result::peak_rss_kib)) {
           smallest = std::min(smallest, *p);
+        }
       }
-      out << ' ' << bold_if(!quick && *peak <= smallest, mib(*peak));
+      out << ' ' << bold_if(!quick && ran_every_column(*g, row) && *peak <= smallest, mib(*peak));
       if (left) out << " -> " << mib(*left);
       out << " |";
     }
@@ -907,36 +916,48 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
     }
   }
   {
+    // Column by column, so that a row that stopped early (a limit) is not
+    // compared by its smaller columns; per workload, the worst column.
     std::vector<std::string> over;
     int compared = 0;
     for (const grid& g : grids) {
-      const std::optional<double> ours = max_over(g, "pool_resource", &result::peak_rss_kib);
-      if (!ours) continue;
-      std::string best_row;
-      double best = std::numeric_limits<double>::infinity();
-      for (const std::string& row : g.rows) {
-        const std::optional<double> p = max_over(g, row, &result::peak_rss_kib);
-        if (p && *p < best) {
-          best = *p;
-          best_row = row;
+      double worst = 1.25;
+      std::string text;
+      bool any = false;
+      for (const std::string& column : g.columns) {
+        const result* ours = g.ran("pool_resource", column);
+        if (ours == nullptr || !ours->peak_rss_kib) continue;
+        const result* best = nullptr;
+        for (const std::string& row : g.rows) {
+          const result* r = g.ran(row, column);
+          if (r != nullptr && r->peak_rss_kib &&
+              (best == nullptr || *r->peak_rss_kib < *best->peak_rss_kib)) {
+            best = r;
+          }
+        }
+        any = true;
+        // A page is the least RSS can grow by.
+        const double ratio = *ours->peak_rss_kib / std::max(*best->peak_rss_kib, 4.0);
+        if (ratio > worst) {
+          worst = ratio;
+          text = g.workload + " " + g.column_name(column) + ": " + mib(*ours->peak_rss_kib) +
+                 " vs " + mib(*best->peak_rss_kib) + " MiB (`" + label(best->allocator) + "`)";
         }
       }
-      ++compared;
-      if (*ours > 1.25 * best) {
-        over.push_back(g.workload + " " + mib(*ours) + " vs " + mib(best) + " MiB (`" +
-                       label(best_row) + "`)");
-      }
+      compared += any;
+      if (!text.empty()) over.push_back(text);
     }
     if (compared > 0) {
       std::string status = met(over.empty());
       if (!over.empty()) {
         status += " on " + std::to_string(over.size()) + " of " + std::to_string(compared) +
-                  " workloads:";
+                  " workloads (the worst column of each):";
         for (std::size_t i = 0; i < over.size(); ++i) status += (i ? "; " : " ") + over[i];
       } else {
         status += " on all " + std::to_string(compared) + " workloads";
       }
-      goals.push_back({"peak RSS within 1.25x of the smallest of any row, per workload", status});
+      goals.push_back(
+          {"peak RSS within 1.25x of the smallest of any row, column by column", status});
     }
   }
   return goals;

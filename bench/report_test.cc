@@ -135,6 +135,30 @@ TEST(ReportTest, GoalsAreJudgedOnTheRun) {
   EXPECT_TRUE(contains(summary, "**not met**: 20.0 vs 30.0 ns (0.67x)")) << summary;
 }
 
+TEST(ReportTest, PeakRssGoalComparesColumnByColumn) {
+  // synchronized_pool stopped at a limit at 10,000: its 1,000 figure must
+  // not be set against pool_resource's 10,000 one.
+  std::vector<result> v = sample();
+  result small = timed("resources", "synchronized_pool", "1000", 1);
+  small.peak_rss_kib = 2 * 1024;
+  result ours_small = timed("resources", "pool_resource", "1000", 1);
+  ours_small.peak_rss_kib = 2 * 1024;
+  result other_large = timed("resources", "unsynchronized_pool", "10000", 1);
+  other_large.peak_rss_kib = 500 * 1024;
+  v[v.size() - 1].peak_rss_kib = 480 * 1024;  // pool_resource at 10,000
+  v.push_back(small);
+  v.push_back(ours_small);
+  v.push_back(other_large);
+  const std::string summary = summary_markdown(v, info_for(false));
+  EXPECT_FALSE(contains(summary, "resources 10000 live: 480.0 vs 2.0")) << summary;
+  EXPECT_FALSE(contains(summary, "resources 1000 live")) << summary;
+  v.back().peak_rss_kib = 100 * 1024;
+  EXPECT_TRUE(contains(
+      summary_markdown(v, info_for(false)),
+      "resources 10000 live: 480.0 vs 100.0 MiB (`std::pmr::unsynchronized_pool_resource`)"))
+      << summary_markdown(v, info_for(false));
+}
+
 TEST(ReportTest, CsvHasOneLinePerResultWithTheFastestRow) {
   const std::string csv = csv_report(sample());
   std::istringstream in(csv);
