@@ -1,13 +1,18 @@
-// Workloads 4-6, run by several threads on ONE shared resource: threads
+// The workloads run by several threads on ONE shared resource: threads
 // (each thread churns), prodcons (blocks allocated in one thread are freed
 // in another), server (random sizes and lifetimes, blocks handed between
-// threads). Timed in wall-clock time; ns/op is for all threads together.
+// threads), churn (threads start and exit all the time) and idle (many
+// threads use the resource, then stay alive doing nothing). Timed in
+// wall-clock time; ns/op is for all threads together: the inverse of the
+// aggregate throughput, not the latency of one operation.
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <latch>
 #include <memory>
 #include <new>
 #include <string>
@@ -55,7 +60,7 @@ void free_block(std::pmr::memory_resource* r, void* p) {
   r->deallocate(p, *static_cast<std::size_t*>(p));
 }
 
-// ---- 4. threads: each thread keeps a window of 256 blocks of 16..512
+// ---- threads: each thread keeps a window of 256 blocks of 16..512
 // bytes and replaces the oldest, 16 per iteration. One op = one block freed
 // and one allocated.
 
@@ -83,7 +88,7 @@ void threads_churn(benchmark::State& state, const allocator_row& row) {
   finish_run(state);
 }
 
-// ---- 5. prodcons: thread 0 allocates, thread 1 frees, through a bounded
+// ---- prodcons: thread 0 allocates, thread 1 frees, through a bounded
 // single-producer single-consumer ring (xmalloc-test's shape). One op = one
 // block allocated, handed over and freed.
 
@@ -147,7 +152,7 @@ void prodcons(benchmark::State& state, const allocator_row& row, std::size_t siz
   finish_run(state);
 }
 
-// ---- 6. server (larson's shape): 16,384 slots shared by all threads, each
+// ---- server (larson's shape): 16,384 slots shared by all threads, each
 // holding a block of 16..1024 bytes. A thread picks a random slot, puts a
 // new block there and frees the one it took out, which any thread may have
 // allocated: random lifetimes, blocks handed between threads. One op = one
@@ -188,7 +193,109 @@ void server(benchmark::State& state, const allocator_row& row) {
   }
 }
 
-void add(benchmark::internal::Benchmark* b, const bench_config& config) {
+// ---- churn: waves of `wave` threads, each started for a few hundred
+// allocations and frees (a window of 32 blocks of 16..512 B, 256 replaced)
+// and then exiting, as the threads of a pool started per task do. Thread
+// start and exit are in the time: that is where an allocator with
+// per-thread caches pays to set them up and hand them over. One op = one
+// block allocated and freed.
+
+constexpr int kChurnWaves[] = {2, 16};
+constexpr int kChurnOpsPerThread = 256;
+
+void churn_thread(std::pmr::memory_resource* r, std::uint64_t seed) {
+  constexpr std::size_t kWindow = 32;
+  rng random(seed);
+  void* window[kWindow] = {};
+  for (int i = 0; i < kChurnOpsPerThread; ++i) {
+    void*& slot = window[static_cast<std::size_t>(i) % kWindow];
+    if (slot != nullptr) free_block(r, slot);
+    slot = make_block(r, random.between(16, 512));
+  }
+  for (void* p : window) {
+    if (p != nullptr) free_block(r, p);
+  }
+}
+
+void churn(benchmark::State& state, const allocator_row& row, int wave) {
+  begin_memory();
+  const std::unique_ptr<bench_resource> res = row.make();
+  std::pmr::memory_resource* const r = res->get();
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(wave));
+  std::uint64_t seed = 0;
+  for (auto _ : state) {
+    for (int t = 0; t < wave; ++t) threads.emplace_back(churn_thread, r, ++seed);
+    for (std::thread& t : threads) t.join();
+    threads.clear();
+  }
+  state.SetItemsProcessed(state.iterations() * wave * kChurnOpsPerThread);
+  report_memory(state, *res);
+}
+
+// ---- idle: 64 threads each use every size class (8 B .. 64 KiB, eight
+// sizes per doubling, so that no class of any allocator here is skipped),
+// then stay alive and parked while the memory is read, before and after two
+// syncpool::collect() cycles: what a server's idle workers cost. One op =
+// one block allocated and freed (the time is not the point).
+
+constexpr int kIdleThreads = 64;
+
+std::vector<std::size_t> idle_sizes() {
+  std::vector<std::size_t> sizes;
+  for (std::size_t size = 8; size < 128; size += 8) sizes.push_back(size);
+  for (std::size_t base = 128; base < 65536; base *= 2) {
+    for (std::size_t step = 0; step < 8; ++step) sizes.push_back(base + step * base / 8);
+  }
+  sizes.push_back(65536);
+  return sizes;
+}
+
+// Up to 32 KiB of blocks of each size, between 2 and 64 blocks: enough to
+// fill the per-thread caches of every class.
+std::size_t blocks_per_size(std::size_t size) {
+  return std::clamp<std::size_t>(32768 / size, 2, 64);
+}
+
+void use_every_class(std::pmr::memory_resource* r, const std::vector<std::size_t>& sizes) {
+  void* blocks[64];
+  for (const std::size_t size : sizes) {
+    const std::size_t n = blocks_per_size(size);
+    for (std::size_t i = 0; i < n; ++i) blocks[i] = make_block(r, size);
+    for (std::size_t i = n; i-- > 0;) free_block(r, blocks[i]);
+  }
+}
+
+void idle(benchmark::State& state, const allocator_row& row) {
+  const std::vector<std::size_t> sizes = idle_sizes();
+  std::int64_t ops_per_thread = 0;
+  for (const std::size_t size : sizes)
+    ops_per_thread += static_cast<std::int64_t>(blocks_per_size(size));
+  begin_memory();
+  const std::unique_ptr<bench_resource> res = row.make();
+  std::pmr::memory_resource* const r = res->get();
+  for (auto _ : state) {
+    std::latch used(kIdleThreads);
+    std::latch resume(1);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kIdleThreads; ++t) {
+      threads.emplace_back([&] {
+        use_every_class(r, sizes);
+        used.count_down();
+        resume.wait();
+      });
+    }
+    used.wait();
+    state.PauseTiming();
+    report_memory(state, *res);
+    resume.count_down();
+    for (std::thread& t : threads) t.join();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * kIdleThreads * ops_per_thread);
+}
+
+void add_thread_counts(benchmark::internal::Benchmark* b, const bench_config& config) {
   for (const int n : config.thread_counts) b->Threads(n);
   b->UseRealTime();
 }
@@ -197,19 +304,26 @@ void add(benchmark::internal::Benchmark* b, const bench_config& config) {
 
 void register_threaded_workloads(const allocator_row& row, const bench_config& config) {
   const std::string& id = row.id;
-  add(benchmark::RegisterBenchmark(("threads/" + id).c_str(),
-                                   [row](benchmark::State& s) { threads_churn(s, row); }),
-      config);
+  add_thread_counts(add("threads/" + id, [row](benchmark::State& s) { threads_churn(s, row); }),
+                    config);
   const std::pair<const char*, std::size_t> sizes[] = {{"64", 64}, {"1024", 1024}, {"mixed", 0}};
   for (const auto& [name, size] : sizes) {
-    benchmark::RegisterBenchmark(("prodcons/" + id + "/" + name).c_str(),
-                                 [row, size = size](benchmark::State& s) { prodcons(s, row, size); })
+    add("prodcons/" + id + "/" + name,
+        [row, size = size](benchmark::State& s) { prodcons(s, row, size); })
         ->Threads(2)
         ->UseRealTime();
   }
-  add(benchmark::RegisterBenchmark(("server/" + id).c_str(),
-                                   [row](benchmark::State& s) { server(s, row); }),
-      config);
+  add_thread_counts(add("server/" + id, [row](benchmark::State& s) { server(s, row); }), config);
+  for (const int wave : kChurnWaves) {
+    add("churn/" + id + "/" + std::to_string(wave), [row, wave](benchmark::State& s) {
+      churn(s, row, wave);
+    })->UseRealTime();
+  }
+  // One invocation: 64 threads started, used and parked.
+  add("idle/" + id + "/" + std::to_string(kIdleThreads),
+      [row](benchmark::State& s) { idle(s, row); })
+      ->Iterations(1)
+      ->UseRealTime();
 }
 
 }  // namespace syncpool_bench::internal

@@ -2,6 +2,8 @@
 
 #include <barrier>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/process_memory.h"
@@ -10,7 +12,8 @@
 namespace syncpool_bench::internal {
 namespace {
 
-long baseline_rss_kib = -1;
+long baseline_kib = -1;
+long fixed_iterations = 0;
 
 // Made by thread 0 of a run; replaced only by the next run's thread 0, after
 // Google Benchmark has joined the previous run's threads.
@@ -21,9 +24,20 @@ std::vector<std::shared_ptr<void>> parked;
 }  // namespace
 
 void begin_memory() {
-  if (baseline_rss_kib < 0) baseline_rss_kib = current_rss_kib();
+  baseline_kib = current_rss_kib();
   reset_peak_rss();
 }
+
+long baseline_rss_kib() { return baseline_kib; }
+
+benchmark::internal::Benchmark* add(const std::string& name,
+                                    std::function<void(benchmark::State&)> run) {
+  benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name.c_str(), std::move(run));
+  if (fixed_iterations > 0) b->Iterations(fixed_iterations);
+  return b;
+}
+
+void set_fixed_iterations(long iterations) { fixed_iterations = iterations; }
 
 void report_memory(benchmark::State& state,
                    const std::function<std::optional<std::size_t>()>& held) {
@@ -35,8 +49,8 @@ void report_memory(benchmark::State& state,
   const long rss_collected = current_rss_kib();
   const long peak = peak_rss_kib();
 
-  const auto growth = [](long kib) { return static_cast<double>(kib - baseline_rss_kib); };
-  if (baseline_rss_kib >= 0) {
+  const auto growth = [](long kib) { return static_cast<double>(kib - baseline_kib); };
+  if (baseline_kib >= 0) {
     if (peak >= 0) state.counters["peak_rss_kib"] = growth(peak);
     if (rss_after >= 0) state.counters["rss_after_kib"] = growth(rss_after);
     if (rss_collected >= 0) state.counters["rss_collected_kib"] = growth(rss_collected);

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "bench/workloads.h"
 
@@ -47,9 +48,12 @@ class rng {
   std::uint64_t state_;
 };
 
-// Call first thing in a run (thread 0 only): resets the peak RSS and, the
-// first time, records the process's RSS as the baseline of every counter.
+// Call first thing in a run (thread 0 only): records the RSS as this
+// invocation's baseline and resets the peak RSS to it.
 void begin_memory();
+
+// The baseline begin_memory() took, in KiB; -1 if unknown.
+long baseline_rss_kib();
 
 // Call on thread 0 once every block of the run is freed and every other
 // thread is done, while the resource still lives: sets the memory counters
@@ -81,9 +85,17 @@ class run_barrier {
 void park(std::shared_ptr<void> object);
 void destroy_parked();
 
+// Registers `name` running `run`, with the fixed iteration count of
+// set_fixed_iterations() if any.
+benchmark::internal::Benchmark* add(const std::string& name,
+                                    std::function<void(benchmark::State&)> run);
+
 // Registration entry points of the workload files.
+void set_fixed_iterations(long iterations);
 void register_single_thread_workloads(const allocator_row& row);  // workloads.cc
-void register_threaded_workloads(const allocator_row& row, const bench_config& config);
+void register_lifetime_workloads(const allocator_row& row);       // lifetime_workloads.cc
+void register_threaded_workloads(const allocator_row& row,        // threaded_workloads.cc
+                                 const bench_config& config);
 
 }  // namespace syncpool_bench::internal
 

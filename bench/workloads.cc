@@ -1,5 +1,5 @@
-// Workloads 1-3, run by one thread: pair, batch, containers. Also the
-// registration of every resource workload.
+// The workloads run by one thread on one resource: pair, batch,
+// containers. Also the registration of every resource workload.
 
 #include "bench/workloads.h"
 
@@ -21,7 +21,7 @@ namespace syncpool_bench {
 namespace internal {
 namespace {
 
-// ---- 1. pair: allocate + deallocate of one size. One op = one pair.
+// ---- pair: allocate + deallocate of one size. One op = one pair.
 
 constexpr std::size_t kPairSizes[] = {16, 64, 256, 1024, 4096, 32768};
 
@@ -38,7 +38,7 @@ void pair(benchmark::State& state, const allocator_row& row, std::size_t size) {
   report_memory(state, *res);
 }
 
-// ---- 2. batch: allocate 10,000 mixed sizes, then free them all in some
+// ---- batch: allocate 10,000 mixed sizes, then free them all in some
 // order. One op = one block allocated and freed.
 
 constexpr std::size_t kBatchBlocks = 10000;
@@ -46,8 +46,8 @@ constexpr std::size_t kBatchBlocks = 10000;
 enum class free_order { lifo, fifo, random };
 
 struct batch_plan {
-  std::vector<std::size_t> sizes;   // 16 .. 8191 bytes, log-uniform
-  std::vector<std::uint32_t> order; // indices, in freeing order
+  std::vector<std::size_t> sizes;    // 16 .. 8191 bytes, log-uniform
+  std::vector<std::uint32_t> order;  // indices, in freeing order
 };
 
 batch_plan make_batch_plan(free_order order) {
@@ -88,7 +88,7 @@ void batch(benchmark::State& state, const allocator_row& row, free_order order) 
   report_memory(state, *res);
 }
 
-// ---- 3. containers.
+// ---- containers.
 
 // pmr::list of 1,000 elements: push 64 to the back, pop 64 from the front.
 // One op = one push + one pop.
@@ -159,11 +159,6 @@ void vector_string(benchmark::State& state, const allocator_row& row) {
   report_memory(state, *res);
 }
 
-template <class F>
-void add(const std::string& name, F&& run) {
-  benchmark::RegisterBenchmark(name.c_str(), std::forward<F>(run));
-}
-
 }  // namespace
 
 void register_single_thread_workloads(const allocator_row& row) {
@@ -190,25 +185,34 @@ void register_single_thread_workloads(const allocator_row& row) {
       map_churn<std::pmr::unordered_map<std::uint64_t, std::uint64_t>>(s, row);
     });
   }
-  add("containers/" + id + "/vector_string",
-      [row](benchmark::State& s) { vector_string(s, row); });
+  add("containers/" + id + "/vector_string", [row](benchmark::State& s) { vector_string(s, row); });
 }
 
 }  // namespace internal
 
-std::vector<int> default_thread_counts(int max_threads) {
+std::vector<int> thread_counts(int cores, int max_threads) {
+  cores = std::max(1, cores);
+  const int top = max_threads > 0 ? max_threads : cores;
   std::vector<int> counts;
-  int top = max_threads;
-  if (top <= 0) top = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   for (int n = 1; n < top; n *= 2) counts.push_back(n);
   counts.push_back(top);
-  if (max_threads <= 0) counts.push_back(2 * top);
+  if (max_threads <= 0) {
+    for (const int n : {8, 16, 64}) {
+      if (n > cores) counts.push_back(n);
+    }
+  }
   return counts;
 }
 
+std::vector<int> default_thread_counts(int max_threads) {
+  return thread_counts(static_cast<int>(std::thread::hardware_concurrency()), max_threads);
+}
+
 void register_resource_workloads(const allocator_row& row, const bench_config& config) {
-  internal::register_single_thread_workloads(row);
-  if (row.frees && row.thread_safe) internal::register_threaded_workloads(row, config);
+  internal::set_fixed_iterations(config.fixed_iterations);
+  if (row.make) internal::register_single_thread_workloads(row);
+  internal::register_lifetime_workloads(row);
+  if (row.make && row.frees && row.thread_safe) internal::register_threaded_workloads(row, config);
 }
 
 }  // namespace syncpool_bench

@@ -1,0 +1,123 @@
+// The workloads about a resource's own life rather than its blocks':
+// lifetime (one resource per request, the most common pmr pattern) and
+// resources (many live resources, each holding one small block).
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <memory_resource>
+#include <string>
+#include <vector>
+
+#include "bench/process_memory.h"
+#include "bench/workload_support.h"
+#include "bench/workloads.h"
+
+namespace syncpool_bench::internal {
+namespace {
+
+// ---- lifetime: construct a resource, build a pmr::vector of pmr::strings
+// in it, destroy both. `allocations` requests in all: the vector's reserve
+// and `allocations` - 1 strings of 16..128 chars (past the small string
+// buffer). One op = one request.
+
+constexpr std::size_t kRequestSizes[] = {16, 64, 256};
+
+struct request_plan {
+  std::vector<std::size_t> lengths;  // one per string
+};
+
+void serve_request(std::pmr::memory_resource* resource, void* context) {
+  const request_plan& plan = *static_cast<const request_plan*>(context);
+  std::pmr::vector<std::pmr::string> strings(resource);
+  strings.reserve(plan.lengths.size());
+  for (const std::size_t length : plan.lengths) strings.emplace_back(length, 'x');
+  benchmark::DoNotOptimize(strings.data());
+}
+
+void lifetime(benchmark::State& state, const allocator_row& row, std::size_t allocations) {
+  begin_memory();
+  request_plan plan;
+  rng random(17);
+  plan.lengths.resize(allocations - 1);
+  for (std::size_t& length : plan.lengths) length = random.between(16, 128);
+  for (auto _ : state) row.scoped(&serve_request, &plan);
+  state.SetItemsProcessed(state.iterations());
+  report_memory(state, [] { return std::optional<std::size_t>(); });
+}
+
+// ---- resources: `count` live resources, each holding one 64-byte block.
+// Reports the RSS per live resource. One op = one resource made, used,
+// freed and destroyed; the memory is read while all of them live.
+
+constexpr std::size_t kResourceCounts[] = {1000, 10000};
+
+void resources(benchmark::State& state, const allocator_row& row, std::size_t count) {
+  begin_memory();
+  std::vector<std::unique_ptr<bench_resource>> live;
+  std::vector<void*> blocks;
+  live.reserve(count);
+  blocks.reserve(count);
+  std::string limit;
+  double rss_per_resource = -1;
+  double upstream_per_resource = -1;
+  for (auto _ : state) {
+    try {
+      while (live.size() < count) {
+        live.push_back(row.make());
+        blocks.push_back(live.back()->get()->allocate(64));
+      }
+    } catch (const std::exception& e) {
+      // libstdc++'s synchronized_pool_resource takes a pthread key per
+      // instance, and a process has about 1,000 of them.
+      limit =
+          "limit: stopped at " + std::to_string(live.size()) + " live instances (" + e.what() + ")";
+    }
+    const long rss = current_rss_kib();
+    if (rss >= 0 && baseline_rss_kib() >= 0) {
+      rss_per_resource = static_cast<double>(rss - baseline_rss_kib()) / static_cast<double>(count);
+    }
+    std::size_t upstream = 0;
+    bool counted = true;
+    for (const auto& resource : live) {
+      const std::optional<std::size_t> held = resource->upstream_bytes();
+      counted = counted && held.has_value();
+      upstream += held.value_or(0);
+    }
+    if (counted) upstream_per_resource = static_cast<double>(upstream) / static_cast<double>(count);
+    for (std::size_t i = 0; i < blocks.size(); ++i) live[i]->get()->deallocate(blocks[i], 64);
+    blocks.clear();
+    live.clear();
+  }
+  if (!limit.empty()) {
+    state.SkipWithError(limit.c_str());
+    return;
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(count));
+  if (rss_per_resource >= 0) state.counters["rss_per_resource_kib"] = rss_per_resource;
+  if (upstream_per_resource >= 0) {
+    state.counters["upstream_per_resource_bytes"] = upstream_per_resource;
+  }
+  report_memory(state, [] { return std::optional<std::size_t>(); });
+}
+
+}  // namespace
+
+void register_lifetime_workloads(const allocator_row& row) {
+  for (const std::size_t n : kRequestSizes) {
+    add("lifetime/" + row.id + "/" + std::to_string(n),
+        [row, n](benchmark::State& s) { lifetime(s, row, n); });
+  }
+  if (!row.make || row.is_malloc) return;
+  for (const std::size_t n : kResourceCounts) {
+    // One invocation is already a long one (10,000 pool_resources).
+    add("resources/" + row.id + "/" + std::to_string(n), [row, n](benchmark::State& s) {
+      resources(s, row, n);
+    })->Iterations(1);
+  }
+}
+
+}  // namespace syncpool_bench::internal

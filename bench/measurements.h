@@ -1,0 +1,60 @@
+// bench/measurements.h
+//
+// From the runs a benchmark binary reported (records.h) to one result per
+// benchmark: which workload, allocator and column a name stands for, the
+// warm-up repetition left out, the median with its min and max.
+
+#ifndef SYNCPOOL_BENCH_MEASUREMENTS_H_
+#define SYNCPOOL_BENCH_MEASUREMENTS_H_
+
+#include <string>
+#include <vector>
+
+#include "bench/records.h"
+#include "bench/results.h"
+
+namespace syncpool_bench {
+
+// What a benchmark's name says: "threads/glibc/real_time/threads:2" is
+// workload threads, allocator glibc, column "2", 2 threads.
+struct benchmark_id {
+  std::string name;
+  std::string workload;
+  std::string allocator;
+  std::string param;
+  int threads = 1;
+};
+
+// False if `name` has no allocator part.
+bool parse_benchmark_name(const std::string& name, benchmark_id* id);
+
+struct spread {
+  double median;  // the middle value; the mean of the middle two for an even count
+  double min;
+  double max;
+};
+
+// NaN everywhere for no values.
+spread median_min_max(std::vector<double> values);
+
+// The timing result of benchmark `id` run by the binary of `binary`, from
+// the "run" records of that benchmark (others are ignored), leaving out the
+// first `warmup` repetitions. The memory counters are left for
+// take_memory_counters().
+result summarize_runs(const benchmark_id& id, const std::string& binary,
+                      const std::vector<record>& records, int warmup);
+
+// Memory is read from a run of its own: the only invocation in a fresh
+// process (allocator_benchmarks --iterations=N), so that nothing a malloc
+// kept from an earlier invocation is reused unseen. This is the filter
+// that selects benchmark `name` there, where Google Benchmark has put
+// "iterations:N" into its name.
+std::string memory_run_filter(const std::string& name);
+
+// Sets the memory counters of `*r` from the records of its memory run (or
+// its error, if that run failed).
+void take_memory_counters(const std::vector<record>& records, result* r);
+
+}  // namespace syncpool_bench
+
+#endif  // SYNCPOOL_BENCH_MEASUREMENTS_H_
