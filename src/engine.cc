@@ -229,19 +229,17 @@ struct engine_registry final : fork_participant {
     if (r != rank::engines) return;
     fences().mu.lock();
     mu.lock();
+    // An engine of one class (pool<T>) has its class's lock locked here; a
+    // pool_resource's classes are its own participant's (rank blocks).
     for (engine* e = active; e != nullptr; e = e->active_next_) {
       e->mu_.lock();
-      for (uint32_t k = 0; k < e->nclasses_; ++k) {
-        if (class_shared* sh = e->shared(k)) sh->mu.lock();
-      }
+      if (e->nclasses_ == 1) e->shared(0)->mu.lock();
     }
   }
   void unlock_after_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS {
     if (r != rank::engines) return;
     for (engine* e = active; e != nullptr; e = e->active_next_) {
-      for (uint32_t k = 0; k < e->nclasses_; ++k) {
-        if (class_shared* sh = e->shared(k)) sh->mu.unlock();
-      }
+      if (e->nclasses_ == 1) e->shared(0)->mu.unlock();
       e->mu_.unlock();
     }
     mu.unlock();
@@ -281,10 +279,10 @@ void unlink_from_owner(thread_cache* c) {
   // key that still sits beside `c` is zeroed, with a compare-and-swap, so
   // at worst a fresh entry of the owner's is lost (it finds its cache again
   // on its slow path).
-  for (tls_slot& s : t->slots) {
-    if (s.cache.load(std::memory_order_relaxed) != c) continue;
-    uint64_t k = s.key.load(std::memory_order_relaxed);
-    if (k != 0) s.key.compare_exchange_strong(k, 0, std::memory_order_relaxed);
+  for (uint32_t i = 0; t->caches != nullptr && i < kTlsSlots; ++i) {
+    if (t->caches[i].load(std::memory_order_relaxed) != c) continue;
+    uint64_t k = t->keys[i].load(std::memory_order_relaxed);
+    if (k != 0) t->keys[i].compare_exchange_strong(k, 0, std::memory_order_relaxed);
   }
   if (c->tprev != nullptr) {
     c->tprev->tnext = c->tnext;
@@ -297,6 +295,9 @@ void unlink_from_owner(thread_cache* c) {
 }
 
 void link_to_owner(thread_cache* c, thread_state& t) {
+  // Only a thread links its own caches: its table is t_keys, t_caches.
+  t.keys = t_keys;
+  t.caches = t_caches;
   c->owner = &t;
   c->tprev = nullptr;
   c->tnext = t.owned;
@@ -332,7 +333,7 @@ void release_this_thread() noexcept {
     }
     t.flags |= kExited;
   }
-  for (tls_slot& s : t.slots) s.key.store(0, std::memory_order_relaxed);
+  for (auto& k : t_keys) k.store(0, std::memory_order_relaxed);
 }
 
 void engine::hand_over_locked(thread_cache* c) {
@@ -436,7 +437,10 @@ thread_cache* engine::new_cache() noexcept {
   auto* c = new (mem) thread_cache;
   c->cls = reinterpret_cast<class_slots*>(static_cast<char*>(mem) + sizeof(thread_cache));
   for (uint32_t i = 0; i < kInlineClasses; ++i) new (&c->cls[i]) class_slots;
-  c->nclasses = 0;  // covers no class yet: cover_class() sets the base
+  c->cls[0].weight = weight_of(0);
+  // Covers no class yet (cover_class() sets the base), but an engine of one
+  // class covers it from the start: its fast paths skip the range test.
+  c->nclasses = nclasses_ == 1 ? 1 : 0;
   c->budget = budget_;
   c->eng = this;
   return c;
@@ -467,6 +471,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   // Owner, inside its critical section. The table covers a contiguous range
   // of classes, so that a thread using one class pays for one entry.
   if (c->nclasses == 0) {
+    c->cls[0].weight = weight_of(cls);
     lock_guard lock(mu_);  // stats() reads the range under the engine lock
     c->base = cls;
     c->nclasses = 1;
@@ -486,12 +491,14 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
         to.refill = from.refill;
         to.items = from.items;
         to.hits.add(from.hits.get() - to.hits.get());
+        to.weight = from.weight;
       }
       for (uint32_t i = 0; i < shift; ++i) {
         c->cls[i].~class_slots();
         new (&c->cls[i]) class_slots;
       }
     }
+    for (uint32_t i = 0; i < hi - lo; ++i) c->cls[i].weight = weight_of(lo + i);
     lock_guard lock(mu_);  // stats() reads the table under the engine lock
     c->base = lo;
     c->nclasses = hi - lo;
@@ -511,7 +518,10 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   void* mem = client_->meta_alloc(ctx_, bytes, alignof(class_slots));
   if (mem == nullptr) return false;
   auto* table = static_cast<class_slots*>(mem);
-  for (uint32_t i = 0; i < want; ++i) new (&table[i]) class_slots;
+  for (uint32_t i = 0; i < want; ++i) {
+    new (&table[i]) class_slots;
+    table[i].weight = weight_of(lo + i);
+  }
   for (uint32_t i = 0; i < c->nclasses; ++i) {
     const class_slots& from = c->cls[i];
     class_slots& to = table[c->base + i - lo];
@@ -621,9 +631,9 @@ thread_cache* engine::revalidate(thread_state& t) {
     const uint64_t key = key_.load(std::memory_order_relaxed);
     x->valid_key = key;
     x->active_cycle = cycle_;
-    tls_slot& slot = t.slots[key % kTlsSlots];
-    slot.cache.store(x, std::memory_order_relaxed);
-    slot.key.store(key, std::memory_order_relaxed);
+    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+    t_caches[slot].store(x, std::memory_order_relaxed);
+    t_keys[slot].store(key, std::memory_order_relaxed);
     reg.activate(this);
   };
   {
@@ -683,8 +693,9 @@ thread_cache* engine::own_cache(uint32_t cls) {
   thread_state& t = t_thread;
   for (int tries = 0; tries < 4; ++tries) {
     const uint64_t key = load_key();
-    const tls_slot& s = t.slots[key % kTlsSlots];
-    thread_cache* c = s.key.load(std::memory_order_relaxed) == key ? s.cache.load(std::memory_order_relaxed) : nullptr;
+    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+    thread_cache* c =
+        t_keys[slot].load(std::memory_order_relaxed) == key ? t_caches[slot].load(std::memory_order_relaxed) : nullptr;
     if (c == nullptr) {
       // Revoked (or new): the engine lock orders us after any collector.
       c = revalidate(t);
@@ -709,6 +720,19 @@ engine::scope engine::enter_slow(uint32_t cls) {
 }
 
 void engine::leave_slow(const scope& s) noexcept { leave(t_thread, s.depth); }
+
+void* engine::get_slow(uint32_t cls) {
+  scope s = enter_slow(cls);
+  void* item = take(s, cls);
+  leave_slow(s);
+  return item;
+}
+
+void engine::put_slow(uint32_t cls, void* item) noexcept {
+  scope s = enter_slow(cls);
+  give(s, cls, item);
+  leave_slow(s);
+}
 
 uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
   if (s.cache == nullptr) return 1;
@@ -912,9 +936,9 @@ void engine::flush_this_thread() noexcept {
   thread_state& t = t_thread;
   const uint32_t depth = enter(t);
   const uint64_t key = load_key();
-  const tls_slot& s = t.slots[key % kTlsSlots];
-  if (s.key.load(std::memory_order_relaxed) == key) {
-    thread_cache* c = s.cache.load(std::memory_order_relaxed);
+  const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+  if (t_keys[slot].load(std::memory_order_relaxed) == key) {
+    thread_cache* c = t_caches[slot].load(std::memory_order_relaxed);
     for (uint32_t i = 0; i < c->nclasses; ++i) {
       const uint32_t cls = c->base + i;
       while (slots_of(c, cls).count.load(std::memory_order_relaxed) != 0 && spill(c, cls)) {
@@ -969,7 +993,7 @@ void engine::collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache**
       unlink_cache_locked(c);
       c->next = *to_free;
       *to_free = c;
-    } else if (fence_ok && c->valid_key < fenced_key_ && c->owner->busy.load(std::memory_order_seq_cst) == 0) {
+    } else if (fence_ok && c->valid_key < fenced_key_ && !c->owner->busy()) {
       // Its owner is out, and comes back only through revalidate(), which
       // waits for this lock: the cache is ours for now.
       bool had_items = false;
@@ -1228,18 +1252,26 @@ void engine_registry::reset_after_fork(rank r) noexcept {
   thread_state& t = t_thread;
   for (engine* e = active; e != nullptr; e = e->active_next_) {
     e->mu_.reset_after_fork();
-    for (uint32_t k = 0; k < e->nclasses_; ++k) {
-      if (class_shared* sh = e->shared(k)) sh->mu.reset_after_fork();
-    }
+    if (e->nclasses_ == 1) e->shared(0)->mu.reset_after_fork();  // others: rank blocks, reset already
     e->pins_ = 0;
     // The caches of threads that do not exist here are handed over as if
-    // those threads had exited. Their thread lists live in TLS that is gone:
-    // cut them loose without touching it.
-    for (thread_cache* c = e->caches_; c != nullptr; c = c->next) {
-      if (c->owner == nullptr || c->owner == &t) continue;
-      e->hand_over_locked(c);
-      c->owner = nullptr;
-      c->tnext = c->tprev = nullptr;
+    // those threads had exited, if they were consistent at fork() time: an
+    // owner inside a critical section may have been half-way through
+    // changing its cache, which is then left alone (its items are lost to
+    // this process, a few KiB per thread at most). Their thread lists live
+    // in the dead threads' TLS: cut them loose without writing to it.
+    for (thread_cache* c = e->caches_; c != nullptr;) {
+      thread_cache* next = c->next;
+      if (c->owner != nullptr && c->owner != &t) {
+        if (c->owner->busy()) {
+          e->unlink_cache_locked(c);
+        } else {
+          e->hand_over_locked(c);
+        }
+        c->owner = nullptr;
+        c->tnext = c->tprev = nullptr;
+      }
+      c = next;
     }
   }
   for (pin_frame* f = t_pins; f != nullptr; f = f->up) {

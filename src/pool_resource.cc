@@ -234,8 +234,8 @@ class resource_impl {
   }
   uint64_t engine_key_order() const noexcept { return order_; }
 
-  // fork(): the upstream lock first (rank upstream), the leaf locks last. The
-// classes' locks are the engine's to take (with its own).
+  // fork(): the upstream lock first (rank upstream), then (after the engines'
+// locks) the classes' and the leaf locks (rank blocks).
   struct fork_hooks final : fork_participant {
     explicit fork_hooks(resource_impl* r) noexcept : impl(r) {}
     void lock_for_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS;
@@ -509,6 +509,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
   for (;;) {
     uint32_t bytes;
     bool need_index;
+    uint32_t index_seen;
     {
       spin_lock_guard lock(c.shared.mu);
       std::size_t n = 0;
@@ -528,6 +529,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
       if (n != 0) return n;
       bytes = c.next_chunk_bytes;
       need_index = c.nchunks == c.sorted_capacity;
+      index_seen = c.sorted_capacity;
     }
     // A new chunk, out of the class lock: upstream may take long, and may
     // call back into syncpool and give blocks back to this very class.
@@ -536,7 +538,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
     chunk** index = nullptr;
     uint32_t index_capacity = 0;
     if (h != nullptr && need_index) {
-      index_capacity = std::max<uint32_t>(c.sorted_capacity * 2, 2);
+      index_capacity = std::max<uint32_t>(index_seen * 2, 2);
       index = static_cast<chunk**>(arena_.allocate(upstream_, sizeof(chunk*) * index_capacity, alignof(chunk*)));
     }
     if (h == nullptr || (need_index && index == nullptr)) {
@@ -828,7 +830,10 @@ void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
     impl->reset_mu_.lock();
     impl->upstream_.mu().lock();
   } else if (r == rank::blocks) {
+    // The class set cannot change while classes_mu_ is held: the same
+    // classes are unlocked and reset below.
     impl->classes_mu_.lock();
+    impl->for_each_class([](size_class& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { c.shared.mu.lock(); });
     impl->arena_.mu().lock();
     impl->direct_.mu().lock();
 #ifdef SYNCPOOL_DEBUG_CHECKS
@@ -847,6 +852,7 @@ void resource_impl::fork_hooks::unlock_after_fork(rank r) noexcept {
 #endif
     impl->direct_.mu().unlock();
     impl->arena_.mu().unlock();
+    impl->for_each_class([](size_class& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { c.shared.mu.unlock(); });
     impl->classes_mu_.unlock();
   }
 }
@@ -861,6 +867,7 @@ void resource_impl::fork_hooks::reset_after_fork(rank r) noexcept {
 #endif
     impl->direct_.mu().reset_after_fork();
     impl->arena_.mu().reset_after_fork();
+    impl->for_each_class([](size_class& c) { c.shared.mu.reset_after_fork(); });
     impl->classes_mu_.reset_after_fork();
   }
 }
@@ -954,7 +961,7 @@ void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   uint32_t index;
   if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
     const uint32_t size = internal::kClassBytes[index];
-    p = impl().engine_.try_get_fast(index, size);
+    p = impl().engine_.try_get_fast(index);
     if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, size);
   }
   if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl().allocate_slow(bytes, alignment);
@@ -975,7 +982,7 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
   if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
     const uint32_t size = internal::kClassBytes[index];
     internal::poison(p, size);
-    if (ABSL_PREDICT_TRUE(impl().engine_.try_put_fast(index, p, size))) return;
+    if (ABSL_PREDICT_TRUE(impl().engine_.try_put_fast(index, p))) return;
     internal::unpoison(p, size);  // deallocate_slow poisons it again
   }
   impl().deallocate_slow(p, bytes, alignment);

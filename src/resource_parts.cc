@@ -30,6 +30,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     bytes_.fetch_add(size + kLargeHeader, std::memory_order_relaxed);
     auto* s = static_cast<slab*>(mem);
     s->bytes = size + kLargeHeader;
+    poison(static_cast<char*>(mem) + kLargeHeader + bytes, size - bytes);  // overruns show under ASan
     spin_lock_guard lock(mu_);
     s->prev = nullptr;
     s->next = large_;
@@ -44,12 +45,17 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     {
       spin_lock_guard lock(mu_);
       if (void* p = free_[b]) {
+        unpoison(p, sizeof(void*));
         std::memcpy(&free_[b], p, sizeof(void*));
+        unpoison(p, bytes);
         return p;
       }
       const auto at = (reinterpret_cast<uintptr_t>(bump_) + align - 1) & ~(uintptr_t{align} - 1);
       if (bump_ != nullptr && at + size <= reinterpret_cast<uintptr_t>(end_)) {
         bump_ = reinterpret_cast<char*>(at + size);
+        // Under ASan, what the arena holds is poisoned but for what it
+        // handed out: an object that runs past its size is reported.
+        unpoison(reinterpret_cast<void*>(at), bytes);
         return reinterpret_cast<void*>(at);
       }
       want = next_slab_;
@@ -68,6 +74,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     s->prev = nullptr;
     s->bytes = want;
     slabs_ = s;
+    poison(static_cast<char*>(mem) + sizeof(slab), want - sizeof(slab));
     bump_ = static_cast<char*>(mem) + sizeof(slab);
     end_ = static_cast<char*>(mem) + want;
     next_slab_ = std::min<uint32_t>(next_slab_ * 2, 16384);
@@ -87,13 +94,22 @@ void meta_arena::deallocate(serialized_upstream& up, void* p, std::size_t bytes,
       }
       if (s->next != nullptr) s->next->prev = s->prev;
     }
+    unpoison(s, s->bytes);
     up.deallocate(s, s->bytes, 64);
     bytes_.fetch_sub(size + kLargeHeader, std::memory_order_relaxed);
     return;
   }
   const int b = std::countr_zero(size) - 4;
   spin_lock_guard lock(mu_);
+#ifdef SYNCPOOL_ASAN
+  if (__asan_address_is_poisoned(p)) {
+    std::fprintf(stderr, "syncpool: bookkeeping at %p (%zu bytes) freed twice\n", p, size);
+    __asan_report_error(__builtin_return_address(0), nullptr, nullptr, p, true, 1);
+  }
+#endif
+  unpoison(p, sizeof(void*));
   std::memcpy(p, &free_[b], sizeof(void*));
+  poison(p, size);  // the link too: a second free is caught above
   free_[b] = p;
 }
 
@@ -112,6 +128,7 @@ void meta_arena::free_detached(serialized_upstream& up, detached d) noexcept {
   for (slab* list : {d.slabs, d.large}) {
     while (list != nullptr) {
       slab* next = list->next;
+      unpoison(list, list->bytes);  // upstream owns it again
       up.deallocate(list, list->bytes, 64);
       list = next;
     }
@@ -145,14 +162,17 @@ void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size
   void* p = up.allocate(bytes, alignment);  // may throw: nothing changed yet
   for (;;) {
     uint32_t want = 0;
+    entry* seen = nullptr;
     {
       spin_lock_guard lock(mu_);
       if (table_ != nullptr && (used_ + 1) * 2 <= capacity_) {
         insert_locked(entry{p, bytes, alignment});
+        ++entries_;
         break;
       }
       // Full of live entries: double; full of tombstones: rehash in place.
-      want = capacity_ == 0 ? 8 : (live_.load(std::memory_order_relaxed) + 1) * 4 > capacity_ ? capacity_ * 2 : capacity_;
+      want = capacity_ == 0 ? 8 : (entries_ + 1) * 4 > capacity_ ? capacity_ * 2 : capacity_;
+      seen = table_;
     }
     auto* fresh = static_cast<entry*>(arena.allocate(up, sizeof(entry) * want, alignof(entry)));
     if (fresh == nullptr) {
@@ -160,17 +180,23 @@ void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size
       throw std::bad_alloc();
     }
     std::memset(static_cast<void*>(fresh), 0, sizeof(entry) * want);
-    entry* old;
-    uint32_t old_capacity;
+    entry* old = nullptr;
+    uint32_t old_capacity = 0;
     {
       spin_lock_guard lock(mu_);
-      old = table_;
-      old_capacity = capacity_;
-      table_ = fresh;
-      capacity_ = want;
-      used_ = 0;
-      for (uint32_t i = 0; i < old_capacity; ++i) {
-        if (old[i].p != nullptr && old[i].p != kTombstone) insert_locked(old[i]);
+      if (table_ == seen) {
+        // Nobody replaced the table meanwhile: ours takes over.
+        old = table_;
+        old_capacity = capacity_;
+        table_ = fresh;
+        capacity_ = want;
+        used_ = 0;
+        for (uint32_t i = 0; i < old_capacity; ++i) {
+          if (old[i].p != nullptr && old[i].p != kTombstone) insert_locked(old[i]);
+        }
+      } else {
+        old = fresh;  // someone else's is in place: ours goes
+        old_capacity = want;
       }
     }
     if (old != nullptr) arena.deallocate(up, old, sizeof(entry) * old_capacity, alignof(entry));
@@ -195,6 +221,7 @@ void direct_set::deallocate(serialized_upstream& up, void* p, std::size_t bytes,
     }
     e = *found;
     found->p = kTombstone;
+    --entries_;
   }
   live_.fetch_sub(1, std::memory_order_relaxed);
   unpoison(p, e.bytes);  // it may sit poisoned in a cache; upstream owns it now
@@ -205,7 +232,7 @@ void direct_set::deallocate(serialized_upstream& up, void* p, std::size_t bytes,
 void direct_set::forget() noexcept {
   spin_lock_guard lock(mu_);
   table_ = nullptr;
-  capacity_ = used_ = 0;
+  capacity_ = used_ = entries_ = 0;
   live_.store(0, std::memory_order_relaxed);
 }
 
@@ -217,7 +244,7 @@ void direct_set::release(serialized_upstream& up, meta_arena& arena) noexcept {
     table = table_;
     capacity = capacity_;
     table_ = nullptr;
-    capacity_ = used_ = 0;
+    capacity_ = used_ = entries_ = 0;
   }
   for (uint32_t i = 0; i < capacity; ++i) {
     const entry& e = table[i];

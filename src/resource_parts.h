@@ -178,6 +178,7 @@ class direct_set {
   entry* table_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint32_t capacity_ ABSL_GUARDED_BY(mu_) = 0;  // a power of two
   uint32_t used_ ABSL_GUARDED_BY(mu_) = 0;      // live entries and tombstones
+  uint32_t entries_ ABSL_GUARDED_BY(mu_) = 0;   // live entries
   std::atomic<std::size_t> live_{0};
   std::atomic<std::size_t> bytes_{0};
   std::atomic<uint64_t> allocations_{0};

@@ -216,8 +216,8 @@ TEST(NoHeap, ConstructionAllocatesNothingOfAnyKind) {
 TEST(NoHeap, OverAMonotonicBufferOnTheStackNothingComesFromTheGlobalHeap) {
   // All of the resource's memory, bookkeeping included, must come from this
   // buffer: the monotonic resource has no upstream to fall back on. (Static
-  // rather than on the stack only because 8 MiB would not fit there.)
-  alignas(64) static std::byte buffer[8 << 20];
+  // rather than on the stack only because 32 MiB would not fit there.)
+  alignas(64) static std::byte buffer[32 << 20];
   std::pmr::monotonic_buffer_resource mono(buffer, sizeof buffer, std::pmr::null_memory_resource());
   {
     pool_resource r(&mono);

@@ -7,8 +7,9 @@
 //                                 pool_resource (Go's poolCleanup)
 //   syncpool::collector           RAII: runs collect() on a background thread
 //                                 at an interval
-//   syncpool::flush_thread_cache() a thread about to go idle hands its private
-//                                 cache over, so collect() can reach it
+//   syncpool::flush_thread_cache() moves the calling thread's private caches
+//                                 to the shared depots (rarely needed: see
+//                                 below)
 //
 // Guarantees:
 //   - collect() is thread-safe: call it from any thread while others use the
@@ -16,9 +17,14 @@
 //     moved to the "victim" generation, where get() still finds it) and is
 //     destroyed by the next one. So an idle object is freed within two
 //     cycles, as in Go since 1.13.
-//   - The calling thread counts as idle: its own private caches are aged with
-//     everything else.
-//
+//   - Every thread's private caches are aged too, idle and parked threads
+//     included, without stopping anyone: a cycle revokes every cache (each
+//     owner checks a key on its hit path with plain loads and stores), issues
+//     one membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), and then takes the
+//     caches of every thread that is not inside a pool call. A thread that was
+//     is reached by the next cycle, or ages its own cache on its next call.
+//   - collect() costs what is cached: it visits only pools and resources that
+//     hold something.
 //   - fork() is safe while other threads use pools: syncpool takes its locks
 //     before fork() and releases (parent) or resets (child) them after. In
 //     the child, the caches of threads that do not exist there are handed to
@@ -27,11 +33,10 @@
 //     object's destructor, a factory, an upstream resource).
 //
 // NOT guaranteed:
-//   - Another live thread's *private* cache (a few objects per pool, see
-//     pool.h and pool_resource.h) is aged only when that thread next uses the
-//     pool, calls flush_thread_cache() or collect(), or exits. This is the
-//     price of a get/put hit that takes no lock and no atomic
-//     read-modify-write.
+//   - Where the kernel refuses membarrier() (a seccomp filter; Linux before
+//     4.14), another live thread's private cache is aged only when that thread
+//     next uses the pool, calls flush_thread_cache() or collect(), or exits.
+//     stats().idle_threads_reachable says which holds in this process.
 //
 // Example:
 //

@@ -242,7 +242,7 @@ class pool {
 
   // A cached object if there is one, else factory() (nullptr without one).
   pointer get() {
-    if (void* obj = engine_.try_get(0, 1)) return pointer(static_cast<T*>(obj));
+    if (void* obj = engine_.template try_get<true>(0)) return pointer(static_cast<T*>(obj));
     if (factory_) return factory_();
     return nullptr;
   }
@@ -254,7 +254,7 @@ class pool {
     if (obj == nullptr) return;
     if (retain_if_ && !retain_if_(std::as_const(*obj))) return;  // destroyed here
     if (reset_) reset_(*obj);
-    engine_.put(0, obj.release(), 1);
+    engine_.template put<true>(0, obj.release());
   }
 
   // get(), wrapped so that the object is put() back when the lease ends.

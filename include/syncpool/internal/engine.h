@@ -156,13 +156,16 @@ struct class_shared {
 
 // One class in a thread cache. Owner-only, except for a collector that
 // holds the engine lock while the owner is known to be out (see the top).
+// 32 bytes: the hot path indexes it with a shift.
 struct class_slots {
   std::atomic<uint32_t> count{0};  // stats() reads it
   uint16_t capacity = 0;           // of `items`; 0: no array
   uint16_t refill = 0;             // how many the face makes at the next miss
   void** items = nullptr;          // a batch's items (batch::of_items)
   owner_counter hits;
+  uint64_t weight = 0;  // of one item against the cache's budget
 };
+static_assert(sizeof(class_slots) == 32);
 
 // One (thread, engine) cache. Memory from the face (engine_client::meta),
 // 64-byte aligned so that no two threads' hot fields share a line.
@@ -191,25 +194,40 @@ struct alignas(64) thread_cache {
 // The calling thread's view of the engines: a direct-mapped table from an
 // engine's key to this thread's cache in it, in static TLS (no heap), and
 // the `busy` word of the asymmetric fence.
-// Atomic only so that a dying engine may clear other threads' entries
-// that point at its caches (relaxed: plain loads and stores).
-struct tls_slot {
-  std::atomic<uint64_t> key{0};
-  std::atomic<thread_cache*> cache{nullptr};
-};
-
 inline constexpr uint32_t kTlsSlots = 64;
 
 struct thread_state {
-  // Nesting depth of engine critical sections (a face may call into another
-  // engine from a slow path: a pool_resource over a pool_resource).
-  std::atomic<uint32_t> busy{0};
+  // The asymmetric fence's word, in two halves: the fast paths raise `fast`
+  // (they never nest); slow paths count their nesting in `depth` (a face
+  // may call into another engine from one: a pool_resource over a
+  // pool_resource). A collector reads both.
+  std::atomic<uint32_t> fast{0};
+  std::atomic<uint32_t> depth{0};
   uint32_t flags = 0;                // kHooked, kExited
   thread_cache* owned = nullptr;     // this thread's caches (registry lock)
-  tls_slot slots[kTlsSlots] = {};
+  // This thread's t_keys and t_caches, for a collector that frees one of its
+  // caches (set on first use).
+  std::atomic<uint64_t>* keys = nullptr;
+  std::atomic<thread_cache*>* caches = nullptr;
+  // The table from an engine's key to this thread's cache: t_keys and
+  // t_caches below (arrays of their own, so that the hot path addresses
+  // them straight off the thread pointer).
+
+  bool busy() const noexcept {
+#ifdef SYNCPOOL_TSAN
+    return fast.load(std::memory_order_seq_cst) != 0 || depth.load(std::memory_order_seq_cst) != 0;
+#else
+    return fast.load(std::memory_order_acquire) != 0 || depth.load(std::memory_order_acquire) != 0;
+#endif
+  }
 };
 
 inline thread_local constinit thread_state t_thread{};
+// A direct-mapped table from an engine's key to this thread's cache in it.
+// Atomic only so that a dying cache's entries can be cleared by another
+// thread (relaxed: plain loads and stores).
+inline thread_local constinit std::atomic<uint64_t> t_keys[kTlsSlots] = {};
+inline thread_local constinit std::atomic<thread_cache*> t_caches[kTlsSlots] = {};
 
 // What an engine needs from its face: one static table per face type.
 struct engine_client {
@@ -238,6 +256,8 @@ struct engine_config {
   uint32_t classes = 1;
   uint64_t budget = 8;  // per thread cache, in weight units
 };
+// (An engine of one class covers it in every cache from the start, so that
+// the fast paths may skip the range test: try_get_fast<true>.)
 
 // Test-only access to state that is impractical to reach for real.
 struct testing_hooks {
@@ -268,53 +288,57 @@ class engine {
 
   // The calling thread's newest cached item of class `cls`, or nullptr
   // (then call get_slow()). No call, no lock, no atomic read-modify-write.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get_fast(uint32_t cls, uint64_t weight) noexcept {
+  // `single`: the engine has one class, which every cache covers.
+  template <bool single = false>
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get_fast(uint32_t cls) noexcept {
     thread_state& t = t_thread;
-    const uint32_t depth = enter(t);
+    enter_fast(t);
     void* item = nullptr;
     const uint64_t key = load_key();
-    const tls_slot& s = t.slots[key % kTlsSlots];
-    if (ABSL_PREDICT_TRUE(s.key.load(std::memory_order_relaxed) == key)) {
-      thread_cache* c = s.cache.load(std::memory_order_relaxed);
-      const uint32_t i = cls - c->base;  // wraps below base: fails the test
-      if (ABSL_PREDICT_TRUE(i < c->nclasses)) {
+    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+    if (ABSL_PREDICT_TRUE(t_keys[slot].load(std::memory_order_relaxed) == key)) {
+      thread_cache* c = t_caches[slot].load(std::memory_order_relaxed);
+      const uint32_t i = single ? 0 : cls - c->base;  // wraps below base: fails the test
+      if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
         class_slots& cs = c->cls[i];
         const uint32_t n = cs.count.load(std::memory_order_relaxed);
         if (ABSL_PREDICT_TRUE(n != 0)) {
           item = cs.items[n - 1];
           cs.count.store(n - 1, std::memory_order_relaxed);
-          c->weight -= weight;
+          c->weight -= cs.weight;
           cs.hits.bump();
         }
       }
     }
-    leave(t, depth);
+    leave_fast(t);
     return item;
   }
 
   // Caches `item` in the calling thread's cache if it has room; false
   // otherwise (then call put_slow()).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool try_put_fast(uint32_t cls, void* item, uint64_t weight) noexcept {
+  template <bool single = false>
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool try_put_fast(uint32_t cls, void* item) noexcept {
     thread_state& t = t_thread;
-    const uint32_t depth = enter(t);
+    enter_fast(t);
     bool done = false;
     const uint64_t key = load_key();
-    const tls_slot& s = t.slots[key % kTlsSlots];
-    if (ABSL_PREDICT_TRUE(s.key.load(std::memory_order_relaxed) == key)) {
-      thread_cache* c = s.cache.load(std::memory_order_relaxed);
-      const uint32_t i = cls - c->base;
-      if (ABSL_PREDICT_TRUE(i < c->nclasses)) {
+    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+    if (ABSL_PREDICT_TRUE(t_keys[slot].load(std::memory_order_relaxed) == key)) {
+      thread_cache* c = t_caches[slot].load(std::memory_order_relaxed);
+      const uint32_t i = single ? 0 : cls - c->base;
+      if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
         class_slots& cs = c->cls[i];
         const uint32_t n = cs.count.load(std::memory_order_relaxed);
-        if (ABSL_PREDICT_TRUE(n < cs.capacity && c->weight + weight <= c->budget)) {
+        const uint64_t weight = c->weight + cs.weight;
+        if (ABSL_PREDICT_TRUE(n < cs.capacity && weight <= c->budget)) {
           cs.items[n] = item;
           cs.count.store(n + 1, std::memory_order_relaxed);
-          c->weight += weight;
+          c->weight = weight;
           done = true;
         }
       }
     }
-    leave(t, depth);
+    leave_fast(t);
     return done;
   }
 
@@ -339,23 +363,18 @@ class engine {
   // few items does not get a whole batch.
   uint32_t refill_count(scope& s, uint32_t cls) noexcept;
 
-  void* get_slow(uint32_t cls) {
-    scope s = enter_slow(cls);
-    void* item = take(s, cls);
-    leave_slow(s);
-    return item;
-  }
-  void put_slow(uint32_t cls, void* item) noexcept {
-    scope s = enter_slow(cls);
-    give(s, cls, item);
-    leave_slow(s);
-  }
-  void* try_get(uint32_t cls, uint64_t weight) {
-    void* item = try_get_fast(cls, weight);
+  // Out of line: the fast paths inline into their callers without saving
+  // registers for the slow ones.
+  ABSL_ATTRIBUTE_NOINLINE void* get_slow(uint32_t cls);
+  ABSL_ATTRIBUTE_NOINLINE void put_slow(uint32_t cls, void* item) noexcept;
+  template <bool single = false>
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* try_get(uint32_t cls) {
+    void* item = try_get_fast<single>(cls);
     return ABSL_PREDICT_TRUE(item != nullptr) ? item : get_slow(cls);
   }
-  void put(uint32_t cls, void* item, uint64_t weight) noexcept {
-    if (ABSL_PREDICT_FALSE(!try_put_fast(cls, item, weight))) put_slow(cls, item);
+  template <bool single = false>
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void put(uint32_t cls, void* item) noexcept {
+    if (ABSL_PREDICT_FALSE(!try_put_fast<single>(cls, item))) put_slow(cls, item);
   }
 
   // One collect cycle over this engine alone (syncpool::collect() runs one
@@ -400,20 +419,33 @@ class engine {
   friend void collect_all() noexcept;
   friend void flush_thread_cache_all() noexcept;
 
-  // The asymmetric fence's owner side.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE static uint32_t enter(thread_state& t) noexcept {
-    const uint32_t depth = t.busy.load(std::memory_order_relaxed);
+  // The asymmetric fence's owner side: the fast paths' flag...
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void enter_fast(thread_state& t) noexcept {
 #ifdef SYNCPOOL_TSAN
-    t.busy.store(depth + 1, std::memory_order_seq_cst);
+    t.fast.store(1, std::memory_order_seq_cst);
 #else
-    t.busy.store(depth + 1, std::memory_order_relaxed);
+    t.fast.store(1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+  }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void leave_fast(thread_state& t) noexcept {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t.fast.store(0, std::memory_order_release);
+  }
+  // ...and the slow paths' depth.
+  static uint32_t enter(thread_state& t) noexcept {
+    const uint32_t depth = t.depth.load(std::memory_order_relaxed);
+#ifdef SYNCPOOL_TSAN
+    t.depth.store(depth + 1, std::memory_order_seq_cst);
+#else
+    t.depth.store(depth + 1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
 #endif
     return depth;
   }
-  ABSL_ATTRIBUTE_ALWAYS_INLINE static void leave(thread_state& t, uint32_t depth) noexcept {
+  static void leave(thread_state& t, uint32_t depth) noexcept {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    t.busy.store(depth, std::memory_order_release);
+    t.depth.store(depth, std::memory_order_release);
   }
   ABSL_ATTRIBUTE_ALWAYS_INLINE uint64_t load_key() const noexcept {
 #ifdef SYNCPOOL_TSAN
