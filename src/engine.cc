@@ -273,16 +273,20 @@ void ensure_exit_hook(thread_state& t) {
 void unlink_from_owner(thread_cache* c) {
   thread_state* t = c->owner;
   if (t == nullptr) return;
-  // Its entries in the owner's table go too: whatever keys engines get
-  // later, nothing can reach freed memory through them. The owner may be
-  // writing an entry meanwhile (it writes the cache, then the key): only a
-  // key that still sits beside `c` is zeroed, with a compare-and-swap, so
-  // at worst a fresh entry of the owner's is lost (it finds its cache again
-  // on its slow path).
-  for (uint32_t i = 0; t->caches != nullptr && i < kTlsSlots; ++i) {
-    if (t->caches[i].load(std::memory_order_relaxed) != c) continue;
-    uint64_t k = t->keys[i].load(std::memory_order_relaxed);
-    if (k != 0) t->keys[i].compare_exchange_strong(k, 0, std::memory_order_relaxed);
+  // Its entry in the owner's table goes too, so that nothing reaches freed
+  // memory through it. Only the entry of its last key can ever match:
+  // keys come from one 64-bit counter and are never handed out twice, and
+  // every install is under the cache's latest key. The owner may be
+  // writing that entry meanwhile (it writes the cache, then the key): the
+  // key is zeroed only while `c` still sits beside it, with a
+  // compare-and-swap, so at worst a fresh entry of the owner's is lost (it
+  // finds its cache again on its slow path).
+  if (t->caches != nullptr) {
+    const uint32_t i = static_cast<uint32_t>(c->valid_key) % kTlsSlots;
+    if (t->caches[i].load(std::memory_order_relaxed) == c) {
+      uint64_t k = t->keys[i].load(std::memory_order_relaxed);
+      if (k != 0) t->keys[i].compare_exchange_strong(k, 0, std::memory_order_relaxed);
+    }
   }
   if (c->tprev != nullptr) {
     c->tprev->tnext = c->tnext;
@@ -369,7 +373,7 @@ engine::engine(const engine_client* client, void* ctx, engine_config config) noe
     : key_(new_key()),
       client_(client),
       ctx_(ctx),
-      nclasses_(std::max<uint32_t>(config.classes, 1)),
+      nclasses_(std::clamp<uint32_t>(config.classes, 1, kMaxClasses)),
       budget_(std::max<uint64_t>(config.budget, 1)) {}
 
 engine::~engine() { drain(/*destroy=*/true); }
@@ -952,11 +956,11 @@ void engine::flush_this_thread() noexcept {
 // engine: the collector
 
 bool engine::all_shared_empty_locked() const {
-  for (uint32_t k = 0; k < nclasses_; ++k) {
-    const class_shared* sh = shared(k);
-    if (sh != nullptr && sh->available.load(std::memory_order_relaxed) != 0) return false;
-  }
-  return true;
+  bool empty = true;
+  for_each_shared([&](uint32_t, const class_shared* sh) {
+    empty = empty && sh->available.load(std::memory_order_relaxed) == 0;
+  });
+  return empty;
 }
 
 void engine::revoke_locked() {
@@ -973,9 +977,8 @@ void engine::collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache**
     fenced_key_ = std::max(fenced_key_, revoked_key_);
   }
   // Victims of the previous cycle die; primary items become the victim.
-  for (uint32_t k = 0; k < nclasses_; ++k) {
-    class_shared* sh = shared(k);
-    if (sh == nullptr || sh->available.load(std::memory_order_relaxed) == 0) continue;
+  for_each_shared([&](uint32_t k, class_shared* sh) {
+    if (sh->available.load(std::memory_order_relaxed) == 0) return;
     spin_lock_guard slock(sh->mu);
     batch_list old_victim;
     old_victim.splice(sh->victim);
@@ -985,7 +988,7 @@ void engine::collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache**
       b->origin = class_tag(k);
       dead->push(b);
     }
-  }
+  });
   for (thread_cache* c = caches_; c != nullptr;) {
     thread_cache* next = c->next;
     if (c->owner == nullptr) {
@@ -1149,9 +1152,7 @@ void engine::drain(bool destroy) {
       c->next = to_free;
       to_free = c;
     }
-    for (uint32_t k = 0; k < nclasses_; ++k) {
-      class_shared* sh = shared(k);
-      if (sh == nullptr) continue;
+    for_each_shared([&](uint32_t k, class_shared* sh) {
       spin_lock_guard slock(sh->mu);
       batch_list l;
       l.splice(sh->depot);
@@ -1161,7 +1162,7 @@ void engine::drain(bool destroy) {
         b->origin = class_tag(k);
         all.push(b);
       }
-    }
+    });
     // Threads still alive start afresh: their table entries no longer match.
     key_.store(new_key(), std::memory_order_seq_cst);
     reg.deactivate(this);
@@ -1202,7 +1203,9 @@ engine_stats engine::class_stats(uint32_t cls) const {
 
 engine_stats engine::stats() const {
   engine_stats s;
-  for (uint32_t k = 0; k < nclasses_; ++k) s += class_stats(k);
+  uint32_t classes[kMaxClasses];
+  const uint32_t n = client_->classes_in_use(ctx_, classes);
+  for (uint32_t i = 0; i < n; ++i) s += class_stats(classes[i]);
   std::lock_guard<std::mutex> rlock(registry_mutex());
   lock_guard lock(mu_);
   s.thread_caches = 0;

@@ -85,16 +85,21 @@ struct size_class {
   class_shared shared;  // shared.mu also guards the chunk state below
   uint32_t index = 0;
   uint32_t block_size = 0;
-  uint32_t capacity = 0;  // slots per thread
-  uint32_t batch = 0;     // items per spill or refill
   bool chunked = false;
   uint32_t next_chunk_bytes = 0;
   uint32_t max_blocks = 0;  // per chunk
-  chunk** sorted = nullptr;  // by base address, for give-back
+  // By base address, for give-back; `inline_index` until it outgrows it.
+  chunk** sorted = inline_index;
   uint32_t nchunks = 0;
-  uint32_t sorted_capacity = 0;
+  uint32_t sorted_capacity = kInlineIndex;
   chunk* avail = nullptr;
   std::atomic<std::size_t> upstream_bytes{0};
+  // A resource that lives for one request carves one or two chunks per
+  // class: their descriptor and index live here, not in the arena.
+  static constexpr uint32_t kInlineIndex = 4;
+  bool first_chunk_in_use = false;
+  chunk first_chunk{};
+  chunk* inline_index[kInlineIndex] = {};
 };
 
 namespace {
@@ -201,6 +206,7 @@ class resource_impl {
   // engine_client callbacks
   static void destroy_items(void* ctx, uint32_t cls, void** items, std::size_t n) noexcept;
   static class_shared* shared_of(void* ctx, uint32_t cls) noexcept;
+  static uint32_t classes_in_use(const void* ctx, uint32_t* out) noexcept;
   static uint32_t capacity_of(const void* ctx, uint32_t cls) noexcept;
   static uint32_t batch_of(const void* ctx, uint32_t cls) noexcept;
   static uint64_t weight_of(const void* ctx, uint32_t cls) noexcept;
@@ -212,6 +218,13 @@ class resource_impl {
   // straight to upstream.
   bool classify(std::size_t bytes, std::size_t alignment, uint32_t* index) const noexcept;
   size_class* find(uint32_t index) const noexcept;
+  // Slots a thread keeps for class `index`: an eighth of the budget, in
+  // [kMinSlots, kMaxSlots]. (A function of the class alone: the engine asks
+  // on its slow paths, and a lookup there would cost more than this.)
+  uint32_t slots_for(uint32_t index) const noexcept {
+    return static_cast<uint32_t>(
+        std::clamp<std::size_t>(budget_ / (std::size_t{8} * kClassBytes[index]), kMinSlots, kMaxSlots));
+  }
   size_class* find_or_create(uint32_t index);  // throws std::bad_alloc
   // Fills out[0..n) with up to `want` new blocks (poisoned); n >= 1.
   std::size_t carve(size_class& c, void** out, std::size_t want);
@@ -289,9 +302,9 @@ static_assert(sizeof(resource_impl) <= kResourceImplBytes, "grow kResourceImplBy
 static_assert(alignof(resource_impl) <= alignof(std::max_align_t));
 
 const engine_client resource_impl::kClient = {
-    &resource_impl::destroy_items, &resource_impl::shared_of,  &resource_impl::capacity_of,
-    &resource_impl::batch_of,      &resource_impl::weight_of,  &resource_impl::meta_alloc,
-    &resource_impl::meta_free,     &resource_impl::after_collect,
+    &resource_impl::destroy_items, &resource_impl::shared_of, &resource_impl::classes_in_use,
+    &resource_impl::capacity_of,   &resource_impl::batch_of,  &resource_impl::weight_of,
+    &resource_impl::meta_alloc,    &resource_impl::meta_free, &resource_impl::after_collect,
 };
 
 // ---------------------------------------------------------------------------
@@ -317,12 +330,18 @@ class_shared* resource_impl::shared_of(void* ctx, uint32_t cls) noexcept {
   return c == nullptr ? nullptr : &c->shared;
 }
 
+uint32_t resource_impl::classes_in_use(const void* ctx, uint32_t* out) noexcept {
+  uint32_t n = 0;
+  static_cast<const resource_impl*>(ctx)->for_each_class([&](size_class& c) { out[n++] = c.index; });
+  return n;
+}
+
 uint32_t resource_impl::capacity_of(const void* ctx, uint32_t cls) noexcept {
-  return static_cast<const resource_impl*>(ctx)->find(cls)->capacity;
+  return static_cast<const resource_impl*>(ctx)->slots_for(cls);
 }
 
 uint32_t resource_impl::batch_of(const void* ctx, uint32_t cls) noexcept {
-  return static_cast<const resource_impl*>(ctx)->find(cls)->batch;
+  return std::max<uint32_t>(static_cast<const resource_impl*>(ctx)->slots_for(cls) / 2, 1);
 }
 
 uint64_t resource_impl::weight_of(const void*, uint32_t cls) noexcept { return kClassBytes[cls]; }
@@ -374,9 +393,6 @@ size_class* resource_impl::find_or_create(uint32_t index) {
   fresh->index = index;
   fresh->block_size = kClassBytes[index];
   fresh->chunked = fresh->block_size <= kLargestChunkedClass;
-  fresh->capacity = static_cast<uint32_t>(
-      std::clamp<std::size_t>(budget_ / (std::size_t{8} * fresh->block_size), kMinSlots, kMaxSlots));
-  fresh->batch = std::max<uint32_t>(fresh->capacity / 2, 1);
   if (fresh->chunked) {
     std::size_t first = std::max<std::size_t>(kSmallestChunk, std::bit_ceil(std::size_t{2} * fresh->block_size));
     std::size_t most = kLargestChunk;
@@ -400,7 +416,7 @@ size_class* resource_impl::find_or_create(uint32_t index) {
         return c;
       }
       class_table* t = table_.load(std::memory_order_relaxed);
-      if (t != nullptr && (t->used + 1) * 2 <= t->capacity) {
+      if (t != nullptr && (t->used + 1) * 4 <= t->capacity * 3) {
         const uint32_t mask = t->capacity - 1;
         uint32_t i = index & mask;
         while (t->slots[i].load(std::memory_order_relaxed) != nullptr) i = (i + 1) & mask;
@@ -408,7 +424,8 @@ size_class* resource_impl::find_or_create(uint32_t index) {
         ++t->used;
         return fresh;
       }
-      want = t == nullptr ? 4 : t->capacity * 2;
+      // 16 first: the 11 or so classes of a typical request, one allocation.
+      want = t == nullptr ? 16 : t->capacity * 2;
     }
     // A larger table, out of the lock.
     void* tmem = arena_.allocate(upstream_, class_table::bytes_for(want), alignof(class_table));
@@ -474,6 +491,12 @@ void resource_impl::write_link(const size_class& c, void* block, void* next) con
 
 namespace {
 
+// The largest power of two dividing the block size: every block at
+// base + i * size is then aligned for every request its class serves.
+std::size_t chunk_alignment(const size_class& c) {
+  return std::max<std::size_t>(c.block_size & (~c.block_size + 1), alignof(std::max_align_t));
+}
+
 void make_available(size_class& c, chunk* h) {
   if (h->avail) return;
   h->avail = true;
@@ -510,6 +533,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
     uint32_t bytes;
     bool need_index;
     uint32_t index_seen;
+    bool inline_desc;  // this chunk's descriptor is c.first_chunk (reserved)
     {
       spin_lock_guard lock(c.shared.mu);
       std::size_t n = 0;
@@ -530,11 +554,31 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
       bytes = c.next_chunk_bytes;
       need_index = c.nchunks == c.sorted_capacity;
       index_seen = c.sorted_capacity;
+      inline_desc = !c.first_chunk_in_use;
+      c.first_chunk_in_use = true;
     }
+    auto drop_desc = [&](chunk* desc) {
+      if (desc == &c.first_chunk) {
+        spin_lock_guard lock(c.shared.mu);
+        c.first_chunk_in_use = false;
+      } else if (desc != nullptr) {
+        arena_.deallocate(upstream_, desc, sizeof(chunk), alignof(chunk));
+      }
+    };
     // A new chunk, out of the class lock: upstream may take long, and may
     // call back into syncpool and give blocks back to this very class.
-    void* mem = upstream_.allocate(bytes, bytes);  // throws: nothing changed yet
-    auto* h = static_cast<chunk*>(arena_.allocate(upstream_, sizeof(chunk), alignof(chunk)));
+    // Aligned as much as the class's blocks need (the largest power of two
+    // dividing the block size), not to the chunk's size: upstreams serve
+    // small alignments fastest.
+    const std::size_t chunk_align = chunk_alignment(c);
+    void* mem;
+    try {
+      mem = upstream_.allocate(bytes, chunk_align);
+    } catch (...) {
+      if (inline_desc) drop_desc(&c.first_chunk);
+      throw;
+    }
+    auto* h = inline_desc ? &c.first_chunk : static_cast<chunk*>(arena_.allocate(upstream_, sizeof(chunk), alignof(chunk)));
     chunk** index = nullptr;
     uint32_t index_capacity = 0;
     if (h != nullptr && need_index) {
@@ -542,8 +586,8 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
       index = static_cast<chunk**>(arena_.allocate(upstream_, sizeof(chunk*) * index_capacity, alignof(chunk*)));
     }
     if (h == nullptr || (need_index && index == nullptr)) {
-      if (h != nullptr) arena_.deallocate(upstream_, h, sizeof(chunk), alignof(chunk));
-      upstream_.deallocate(mem, bytes, bytes);
+      drop_desc(h);
+      upstream_.deallocate(mem, bytes, chunk_align);
       throw std::bad_alloc();
     }
     c.upstream_bytes.fetch_add(bytes, std::memory_order_relaxed);
@@ -591,22 +635,28 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
         h = nullptr;
       }
     }
-    if (old_index != nullptr) arena_.deallocate(upstream_, old_index, sizeof(chunk*) * old_capacity, alignof(chunk*));
+    if (old_index != nullptr && old_index != c.inline_index) {
+      arena_.deallocate(upstream_, old_index, sizeof(chunk*) * old_capacity, alignof(chunk*));
+    }
     if (index != nullptr) arena_.deallocate(upstream_, index, sizeof(chunk*) * index_capacity, alignof(chunk*));
     if (carved_now != 0) return carved_now;
     if (h != nullptr) {
       // No room in the index after all (another thread filled it): give
       // this chunk back and go round again.
       unpoison(h->base, h->bytes);
-      upstream_.deallocate(h->base, h->bytes, h->bytes);
+      upstream_.deallocate(h->base, h->bytes, chunk_alignment(c));
       c.upstream_bytes.fetch_sub(bytes, std::memory_order_relaxed);
-      arena_.deallocate(upstream_, h, sizeof(chunk), alignof(chunk));
+      drop_desc(h);
     }
   }
 }
 
 void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n) noexcept {
   chunk* to_free = nullptr;
+  // The inline descriptor is free for reuse as soon as the lock goes: what
+  // the upstream call needs of it is copied first.
+  char* inline_base = nullptr;
+  uint32_t inline_bytes = 0;
   {
     spin_lock_guard lock(c.shared.mu);
     for (std::size_t i = 0; i < n; ++i) {
@@ -626,8 +676,14 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
                                       [](const chunk* x, const chunk* y) { return x->base < y->base; });
         std::memmove(at, at + 1, sizeof(chunk*) * (c.sorted + c.nchunks - at - 1));
         --c.nchunks;
-        h->next_avail = to_free;
-        to_free = h;
+        if (h == &c.first_chunk) {
+          inline_base = h->base;
+          inline_bytes = h->bytes;
+          c.first_chunk_in_use = false;
+        } else {
+          h->next_avail = to_free;
+          to_free = h;
+        }
       } else {
         make_available(c, h);
       }
@@ -636,10 +692,15 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
   while (to_free != nullptr) {
     chunk* next = to_free->next_avail;
     unpoison(to_free->base, to_free->bytes);
-    upstream_.deallocate(to_free->base, to_free->bytes, to_free->bytes);
+    upstream_.deallocate(to_free->base, to_free->bytes, chunk_alignment(c));
     c.upstream_bytes.fetch_sub(to_free->bytes, std::memory_order_relaxed);
     arena_.deallocate(upstream_, to_free, sizeof(chunk), alignof(chunk));
     to_free = next;
+  }
+  if (inline_base != nullptr) {
+    unpoison(inline_base, inline_bytes);
+    upstream_.deallocate(inline_base, inline_bytes, chunk_alignment(c));
+    c.upstream_bytes.fetch_sub(inline_bytes, std::memory_order_relaxed);
   }
 }
 
@@ -756,7 +817,7 @@ void resource_impl::release_face() noexcept {
     while (to_free != nullptr) {
       chunk* next = to_free->next_avail;
       unpoison(to_free->base, to_free->bytes);
-      upstream_.deallocate(to_free->base, to_free->bytes, to_free->bytes);
+      upstream_.deallocate(to_free->base, to_free->bytes, chunk_alignment(c));
       c.upstream_bytes.fetch_sub(to_free->bytes, std::memory_order_relaxed);
       to_free = next;
     }

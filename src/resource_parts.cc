@@ -63,7 +63,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     // A new slab, out of our lock (upstream may call back into syncpool).
     void* mem;
     try {
-      mem = up.allocate(want, 64);
+      mem = up.allocate(want, alignof(std::max_align_t));  // objects align within it
     } catch (...) {
       return nullptr;
     }
@@ -125,11 +125,12 @@ meta_arena::detached meta_arena::detach() noexcept {
 }
 
 void meta_arena::free_detached(serialized_upstream& up, detached d) noexcept {
-  for (slab* list : {d.slabs, d.large}) {
+  // Slabs were taken with the default alignment, large blocks with 64.
+  for (auto [list, alignment] : {std::pair{d.slabs, alignof(std::max_align_t)}, std::pair{d.large, std::size_t{64}}}) {
     while (list != nullptr) {
       slab* next = list->next;
       unpoison(list, list->bytes);  // upstream owns it again
-      up.deallocate(list, list->bytes, 64);
+      up.deallocate(list, list->bytes, alignment);
       list = next;
     }
   }

@@ -87,6 +87,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "syncpool/collect.h"
 #include "syncpool/internal/engine.h"
 #include "syncpool/internal/stats.h"
@@ -242,9 +243,8 @@ class pool {
 
   // A cached object if there is one, else factory() (nullptr without one).
   pointer get() {
-    if (void* obj = engine_.template try_get<true>(0)) return pointer(static_cast<T*>(obj));
-    if (factory_) return factory_();
-    return nullptr;
+    if (void* obj = engine_.template try_get_fast<true>(0)) return pointer(static_cast<T*>(obj));
+    return get_miss();
   }
 
   // Gives `obj` to the pool (nullptr is ignored). The pool may keep it for a
@@ -266,6 +266,13 @@ class pool {
 
  private:
   struct construct_tag {};
+
+  // Out of line, so that a hit in get() saves no registers for the factory.
+  ABSL_ATTRIBUTE_NOINLINE pointer get_miss() {
+    if (void* obj = engine_.get_slow(0)) return pointer(static_cast<T*>(obj));
+    if (factory_) return factory_();
+    return nullptr;
+  }
 
   pool(internal::pool_factory<pointer> factory, pool_options<T> options, construct_tag)
       : factory_(std::move(factory)),
@@ -292,14 +299,19 @@ class pool {
     return cap - cap / 4 == 0 ? 1 : cap - cap / 4;
   }
   static uint64_t weight_of(const void*, uint32_t) noexcept { return 1; }
+  static uint32_t classes_in_use(const void*, uint32_t* out) noexcept {
+    out[0] = 0;
+    return 1;
+  }
   static void* meta_alloc(void*, size_t bytes, size_t alignment) noexcept {
     return ::operator new(bytes, std::align_val_t(alignment), std::nothrow);
   }
   static void meta_free(void*, void* p, size_t, size_t alignment) noexcept {
     ::operator delete(p, std::align_val_t(alignment));
   }
-  static constexpr internal::engine_client kClient = {&destroy_objects, &shared_of, &capacity_of, &batch_of,
-                                                      &weight_of,       &meta_alloc, &meta_free,   nullptr};
+  static constexpr internal::engine_client kClient = {&destroy_objects, &shared_of, &classes_in_use,
+                                                      &capacity_of,     &batch_of,  &weight_of,
+                                                      &meta_alloc,      &meta_free, nullptr};
 
   friend struct internal::testing_hooks;
 

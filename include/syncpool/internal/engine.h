@@ -237,6 +237,9 @@ struct engine_client {
   // The shared state of class `cls`, which the face created before any item
   // of that class reached the engine.
   class_shared* (*shared)(void* ctx, uint32_t cls) noexcept;
+  // Writes the classes that have shared state (in any order) to `out` (room
+  // for every class) and returns how many: the engine visits only those.
+  uint32_t (*classes_in_use)(const void* ctx, uint32_t* out) noexcept;
   // Slots a thread keeps for class `cls` (>= 1), and how many items a
   // spill or refill moves (>= 1, <= capacity).
   uint32_t (*capacity)(const void* ctx, uint32_t cls) noexcept;
@@ -252,8 +255,10 @@ struct engine_client {
   void (*after_collect)(void* ctx) noexcept;
 };
 
+inline constexpr uint32_t kMaxClasses = 128;
+
 struct engine_config {
-  uint32_t classes = 1;
+  uint32_t classes = 1;  // at most kMaxClasses
   uint64_t budget = 8;  // per thread cache, in weight units
 };
 // (An engine of one class covers it in every cache from the start, so that
@@ -501,6 +506,15 @@ class engine {
   void free_cache(thread_cache* c) noexcept;
   void unlink_cache_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool all_shared_empty_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls f(cls, shared) for each class the face has state for.
+  template <class F>
+  void for_each_shared(F f) const {
+    uint32_t classes[kMaxClasses];
+    const uint32_t n = client_->classes_in_use(ctx_, classes);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (class_shared* sh = shared(classes[i])) f(classes[i], sh);
+    }
+  }
   // The collector: a new key (revoking every cache) and a new cycle.
   void revoke_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ages the shared tiers and takes what idle owners hold (when a fence
