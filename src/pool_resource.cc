@@ -67,8 +67,9 @@ constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (
 // A span of upstream memory carved into blocks of one class. Descriptors
 // live in the arena; the chunk holds nothing but blocks.
 struct chunk {
-  char* base;
-  uint32_t bytes;
+  char* base;      // the first block
+  uint32_t bytes;  // blocks may lie in [base, base + bytes)
+  uint32_t lead;   // upstream's memory starts `lead` bytes before base
   uint32_t blocks;      // how many fit
   uint32_t carved;      // handed out by the bump pointer so far
   uint32_t free_count;  // of those, back in free_list
@@ -226,6 +227,8 @@ class resource_impl {
         std::clamp<std::size_t>(budget_ / (std::size_t{8} * kClassBytes[index]), kMinSlots, kMaxSlots));
   }
   size_class* find_or_create(uint32_t index);  // throws std::bad_alloc
+  // Gives a chunk's memory back to upstream (its descriptor is the caller's).
+  void free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept;
   // Fills out[0..n) with up to `want` new blocks (poisoned); n >= 1.
   std::size_t carve(size_class& c, void** out, std::size_t want);
   void give_back(size_class& c, void* const* blocks, std::size_t n) noexcept;
@@ -497,6 +500,12 @@ std::size_t chunk_alignment(const size_class& c) {
   return std::max<std::size_t>(c.block_size & (~c.block_size + 1), alignof(std::max_align_t));
 }
 
+// Chunks are asked of upstream with the default alignment and this much
+// more, and their first block is aligned inside: a malloc-like upstream
+// serves the default alignment from its fast path, while glibc's memalign
+// costs some 600 instructions a call.
+std::size_t chunk_slack(const size_class& c) { return chunk_alignment(c) - alignof(std::max_align_t); }
+
 void make_available(size_class& c, chunk* h) {
   if (h->avail) return;
   h->avail = true;
@@ -570,10 +579,10 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
     // Aligned as much as the class's blocks need (the largest power of two
     // dividing the block size), not to the chunk's size: upstreams serve
     // small alignments fastest.
-    const std::size_t chunk_align = chunk_alignment(c);
+    const std::size_t slack = chunk_slack(c);
     void* mem;
     try {
-      mem = upstream_.allocate(bytes, chunk_align);
+      mem = upstream_.allocate(bytes + slack, alignof(std::max_align_t));
     } catch (...) {
       if (inline_desc) drop_desc(&c.first_chunk);
       throw;
@@ -587,13 +596,15 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
     }
     if (h == nullptr || (need_index && index == nullptr)) {
       drop_desc(h);
-      upstream_.deallocate(mem, bytes, chunk_align);
+      upstream_.deallocate(mem, bytes + slack, alignof(std::max_align_t));
       throw std::bad_alloc();
     }
-    c.upstream_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    c.upstream_bytes.fetch_add(bytes + slack, std::memory_order_relaxed);
+    const auto lead = static_cast<uint32_t>(-reinterpret_cast<uintptr_t>(mem) & (chunk_alignment(c) - 1));
+    char* const base = static_cast<char*>(mem) + lead;  // lead <= slack: mem is 16-aligned
     const uint32_t blocks = std::min<uint32_t>(static_cast<uint32_t>(bytes / c.block_size), c.max_blocks);
-    if (poisonable(c.block_size)) poison(mem, std::size_t{blocks} * c.block_size);
-    *h = chunk{static_cast<char*>(mem), bytes, blocks, 0, 0, nullptr, nullptr, nullptr, false};
+    if (poisonable(c.block_size)) poison(base, std::size_t{blocks} * c.block_size);
+    *h = chunk{base, bytes, lead, blocks, 0, 0, nullptr, nullptr, nullptr, false};
     chunk** old_index = nullptr;
     uint32_t old_capacity = 0;
     std::size_t carved_now = 0;
@@ -643,9 +654,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
     if (h != nullptr) {
       // No room in the index after all (another thread filled it): give
       // this chunk back and go round again.
-      unpoison(h->base, h->bytes);
-      upstream_.deallocate(h->base, h->bytes, chunk_alignment(c));
-      c.upstream_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+      free_chunk_memory(c, h->base, h->lead, h->bytes);
       drop_desc(h);
     }
   }
@@ -656,6 +665,7 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
   // The inline descriptor is free for reuse as soon as the lock goes: what
   // the upstream call needs of it is copied first.
   char* inline_base = nullptr;
+  uint32_t inline_lead = 0;
   uint32_t inline_bytes = 0;
   {
     spin_lock_guard lock(c.shared.mu);
@@ -678,6 +688,7 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
         --c.nchunks;
         if (h == &c.first_chunk) {
           inline_base = h->base;
+          inline_lead = h->lead;
           inline_bytes = h->bytes;
           c.first_chunk_in_use = false;
         } else {
@@ -691,17 +702,18 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
   }
   while (to_free != nullptr) {
     chunk* next = to_free->next_avail;
-    unpoison(to_free->base, to_free->bytes);
-    upstream_.deallocate(to_free->base, to_free->bytes, chunk_alignment(c));
-    c.upstream_bytes.fetch_sub(to_free->bytes, std::memory_order_relaxed);
+    free_chunk_memory(c, to_free->base, to_free->lead, to_free->bytes);
     arena_.deallocate(upstream_, to_free, sizeof(chunk), alignof(chunk));
     to_free = next;
   }
-  if (inline_base != nullptr) {
-    unpoison(inline_base, inline_bytes);
-    upstream_.deallocate(inline_base, inline_bytes, chunk_alignment(c));
-    c.upstream_bytes.fetch_sub(inline_bytes, std::memory_order_relaxed);
-  }
+  if (inline_base != nullptr) free_chunk_memory(c, inline_base, inline_lead, inline_bytes);
+}
+
+void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept {
+  const std::size_t upstream_bytes = std::size_t{bytes} + chunk_slack(c);
+  unpoison(base - lead, upstream_bytes);
+  upstream_.deallocate(base - lead, upstream_bytes, alignof(std::max_align_t));
+  c.upstream_bytes.fetch_sub(upstream_bytes, std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------------------
@@ -816,9 +828,7 @@ void resource_impl::release_face() noexcept {
     }
     while (to_free != nullptr) {
       chunk* next = to_free->next_avail;
-      unpoison(to_free->base, to_free->bytes);
-      upstream_.deallocate(to_free->base, to_free->bytes, chunk_alignment(c));
-      c.upstream_bytes.fetch_sub(to_free->bytes, std::memory_order_relaxed);
+      free_chunk_memory(c, to_free->base, to_free->lead, to_free->bytes);
       to_free = next;
     }
   });

@@ -70,6 +70,12 @@ inline void unpoison(void* p, std::size_t n) noexcept {
 // syncpool (collect() when it runs short), and what that gives back comes
 // to the same upstream on the same thread. Never taken on the hot path, and
 // never while another syncpool lock is held.
+//
+// new_delete_resource() (the default upstream) is thread-safe by the
+// standard's word, so its calls skip the lock: a resource made per request
+// gives a chunk per class back at its end, and the lock was a tenth of that
+// cost. (fork() still takes the lock: glibc's malloc has atfork handlers of
+// its own.)
 class serialized_upstream {
  public:
   explicit serialized_upstream(std::pmr::memory_resource* r) noexcept : r_(r) {}
@@ -77,10 +83,12 @@ class serialized_upstream {
   serialized_upstream& operator=(const serialized_upstream&) = delete;
 
   void* allocate(std::size_t bytes, std::size_t alignment) {
+    if (thread_safe()) return r_->allocate(bytes, alignment);
     recursive_lock_guard lock(mu_);
     return r_->allocate(bytes, alignment);
   }
   void deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    if (thread_safe()) return r_->deallocate(p, bytes, alignment);
     recursive_lock_guard lock(mu_);
     r_->deallocate(p, bytes, alignment);
   }
@@ -88,6 +96,19 @@ class serialized_upstream {
   recursive_mutex& mu() noexcept { return mu_; }
 
  private:
+  // Asked each call, not stored: a resource's size is fixed by its ABI.
+  // Under ASan the lock stays: GCC 12's ASan allocator takes no locks
+  // around fork(), so a child forked while another thread is inside
+  // malloc can hang there; with the lock, fork's prepare handler waits
+  // for syncpool's own upstream calls to finish (fork_test found it).
+  bool thread_safe() const noexcept {
+#ifdef SYNCPOOL_ASAN
+    return false;
+#else
+    return r_ == std::pmr::new_delete_resource();
+#endif
+  }
+
   std::pmr::memory_resource* const r_;
   recursive_mutex mu_;
 };

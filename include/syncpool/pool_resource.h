@@ -45,7 +45,8 @@
 //   - Calls to the upstream resource are serialized (one lock per resource,
 //     taken only when a chunk or a large block comes or goes, never on the
 //     hot path), so an upstream that is not thread-safe is fine:
-//     monotonic_buffer_resource, unsynchronized_pool_resource.
+//     monotonic_buffer_resource, unsynchronized_pool_resource. (Calls to
+//     new_delete_resource(), thread-safe by the standard, skip the lock.)
 //   - The upstream may call back into syncpool from its allocate() (e.g.
 //     syncpool::collect() and retry when it runs short); what that gives
 //     back reaches it re-entrantly, on the same thread.
