@@ -49,6 +49,9 @@ constexpr std::size_t kDefaultThreadCacheBytes = std::size_t{256} << 10;
 // for the small ones.
 constexpr uint32_t kMaxSlots = 64;
 constexpr uint32_t kMinSlots = 2;
+// Calls that missed the thread cache which a class serves straight from its
+// chunks before it goes through the engine (see size_class::young_left).
+constexpr uint32_t kYoungCalls = 32;
 // Direct classes serve alignments up to this from plain upstream blocks;
 // more goes straight to upstream.
 constexpr std::size_t kDirectClassAlignment = alignof(std::max_align_t);
@@ -95,6 +98,15 @@ struct size_class {
   uint32_t sorted_capacity = kInlineIndex;
   chunk* avail = nullptr;
   std::atomic<std::size_t> upstream_bytes{0};
+  // A class starts young: its first kYoungCalls allocations and
+  // deallocations that miss the thread cache go straight to its chunks,
+  // under the class lock, with no thread cache. A resource made for one
+  // request then builds no per-thread state (a cache, slot arrays) only to
+  // tear it down moments later. A class that stays busy graduates to the
+  // engine, whose caches make its calls lock-free. (Approximate: racing
+  // threads may each take the same call; relaxed load and store.)
+  std::atomic<uint32_t> young_left{kYoungCalls};
+  uint64_t young_misses = 0;  // blocks carved for young calls; under shared.mu
   // A resource that lives for one request carves one or two chunks per
   // class: their descriptor and index live here, not in the arena.
   static constexpr uint32_t kInlineIndex = 4;
@@ -227,10 +239,24 @@ class resource_impl {
         std::clamp<std::size_t>(budget_ / (std::size_t{8} * kClassBytes[index]), kMinSlots, kMaxSlots));
   }
   size_class* find_or_create(uint32_t index);  // throws std::bad_alloc
+  // True, and one young call used, while `c` is young (chunked classes only).
+  bool take_young_call(size_class& c) noexcept {
+    const uint32_t left = c.young_left.load(std::memory_order_relaxed);
+    if (left == 0 || !c.chunked) {
+      if (!grown_up(c.index)) grown_up_[c.index / 64].fetch_or(uint64_t{1} << (c.index % 64), std::memory_order_relaxed);
+      return false;
+    }
+    c.young_left.store(left - 1, std::memory_order_relaxed);
+    return true;
+  }
+  // A young class's allocation: one block from its chunks, or nullptr when
+  // the class is not young.
+  void* allocate_young(uint32_t cls);
   // Gives a chunk's memory back to upstream (its descriptor is the caller's).
   void free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept;
   // Fills out[0..n) with up to `want` new blocks (poisoned); n >= 1.
-  std::size_t carve(size_class& c, void** out, std::size_t want);
+  // `young`: for a young call, counted in young_misses.
+  std::size_t carve(size_class& c, void** out, std::size_t want, bool young = false);
   void give_back(size_class& c, void* const* blocks, std::size_t n) noexcept;
   void* read_link(const size_class& c, void* block) const noexcept;
   void write_link(const size_class& c, void* block, void* next) const noexcept;
@@ -273,6 +299,13 @@ class resource_impl {
   // cycle, and anyone arriving during a reset waits for it to end.
   std::atomic<uint32_t> gate_users_{0};
   std::atomic<bool> resetting_{false};
+  // A bit per class that has left its young phase, so that its slow paths
+  // skip allocate_young's gate and lookup. Cleared by release().
+  std::atomic<uint64_t> grown_up_[2] = {};
+  bool grown_up(uint32_t cls) const noexcept {
+    return (grown_up_[cls / 64].load(std::memory_order_relaxed) >> (cls % 64) & 1) != 0;
+  }
+  friend struct testing_hooks;
   void gate_enter() noexcept {
     for (;;) {
       gate_users_.fetch_add(1, std::memory_order_seq_cst);
@@ -537,7 +570,7 @@ chunk* resource_impl::chunk_of(size_class& c, void* block) const noexcept {
   return p < h->base + h->bytes ? h : nullptr;
 }
 
-std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
+std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bool young) {
   for (;;) {
     uint32_t bytes;
     bool need_index;
@@ -559,7 +592,10 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
         }
         if (h->free_list == nullptr && h->carved == h->blocks) make_unavailable(c, h);
       }
-      if (n != 0) return n;
+      if (n != 0) {
+        if (young) c.young_misses += n;
+        return n;
+      }
       bytes = c.next_chunk_bytes;
       need_index = c.nchunks == c.sorted_capacity;
       index_seen = c.sorted_capacity;
@@ -642,6 +678,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
         while (carved_now < want && h->carved < h->blocks) {
           out[carved_now++] = h->base + std::size_t{h->carved++} * c.block_size;
         }
+        if (young) c.young_misses += carved_now;
         if (h->carved < h->blocks) make_available(c, h);
         h = nullptr;
       }
@@ -733,6 +770,7 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
     gate_guard gate(this);
     return direct_.allocate(upstream_, arena_, bytes, alignment);
   }
+  if (void* p = allocate_young(cls)) return p;
   engine::scope s = engine_.enter_slow(cls);
   const bool cacheless = s.cache == nullptr;
   if (cacheless) gate_enter();
@@ -764,6 +802,18 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
   return p;
 }
 
+void* resource_impl::allocate_young(uint32_t cls) {
+  if (grown_up(cls)) return nullptr;
+  ensure_enlisted();  // the fork handlers take the locks it takes
+  gate_guard gate(this);
+  size_class& c = *find_or_create(cls);
+  if (!take_young_call(c)) return nullptr;
+  void* p;
+  carve(c, &p, 1, /*young=*/true);
+  unpoison(p, c.block_size);
+  return p;
+}
+
 void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alignment) noexcept {
   uint32_t cls;
   if (!classify(bytes, alignment, &cls)) {
@@ -772,6 +822,13 @@ void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alig
     return;
   }
   poison(p, kClassBytes[cls]);
+  if (!grown_up(cls)) {
+    gate_guard gate(this);  // against release() freeing the class
+    if (size_class* c = find(cls); c != nullptr && take_young_call(*c)) {
+      give_back(*c, &p, 1);
+      return;
+    }
+  }
   engine::scope s = engine_.enter_slow(cls);
   const bool cacheless = s.cache == nullptr;
   if (cacheless) gate_enter();
@@ -815,6 +872,7 @@ void resource_impl::try_reset() noexcept {
 
 void resource_impl::release_face() noexcept {
   spin_lock_guard lock(reset_mu_);
+  for (auto& bits : grown_up_) bits.store(0, std::memory_order_relaxed);  // classes start young again
   for_each_class([&](size_class& c) {
     chunk* to_free = nullptr;
     {
@@ -859,7 +917,10 @@ pool_resource_stats resource_impl::stats() const {
     n.local_hits = e.local_hits;
     n.stolen = e.stolen;
     n.victim_hits = e.victim_hits;
-    n.misses = e.misses;
+    {
+      spin_lock_guard clock(const_cast<size_class*>(c)->shared.mu);
+      n.misses = e.misses + c->young_misses;
+    }
     n.cached = e.cached;
     n.cached_bytes = e.cached * c->block_size;
     n.upstream_bytes = c->upstream_bytes.load(std::memory_order_relaxed);
@@ -1060,5 +1121,11 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
 }
 
 bool pool_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept { return this == &other; }
+
+namespace internal {
+void testing_hooks::end_young_phase(pool_resource& r) noexcept {
+  for (auto& bits : r.impl().grown_up_) bits.store(~uint64_t{0}, std::memory_order_relaxed);
+}
+}  // namespace internal
 
 }  // namespace syncpool

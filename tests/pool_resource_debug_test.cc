@@ -15,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "syncpool/collect.h"
+#include "syncpool/internal/engine.h"
 #include "syncpool/pool_resource.h"
 #include "tests/test_resources.h"
 
@@ -178,17 +179,21 @@ TEST_F(PoolResourceDebug, WriteAfterDeallocateIsReportedByAsan) {
 #ifndef SYNCPOOL_TEST_ASAN
   GTEST_SKIP() << "needs AddressSanitizer (--config=asan)";
 #else
-  for (std::size_t n : {64, 4096, 8192}) {
-    EXPECT_DEATH(
-        {
-          pool_resource pool;
-          auto* p = static_cast<volatile char*>(pool.allocate(n));
-          p[0] = 1;
-          pool.deallocate(const_cast<char*>(p), n);
-          p[n / 2] = 2;
-        },
-        "use-after-poison")
-        << n;
+  // As in pool_resource_test: a young class's chunk is back upstream.
+  for (const bool young : {true, false}) {
+    for (std::size_t n : {64, 4096, 8192}) {
+      EXPECT_DEATH(
+          {
+            pool_resource pool;
+            if (!young) syncpool::internal::testing_hooks::end_young_phase(pool);
+            auto* p = static_cast<volatile char*>(pool.allocate(n));
+            p[0] = 1;
+            pool.deallocate(const_cast<char*>(p), n);
+            p[n / 2] = 2;
+          },
+          young && n <= 4096 ? "heap-use-after-free" : "use-after-poison")
+          << n << (young ? " young" : "");
+    }
   }
 #endif
 }

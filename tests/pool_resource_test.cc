@@ -29,6 +29,7 @@
 
 #include "gtest/gtest.h"
 #include "syncpool/collect.h"
+#include "syncpool/internal/engine.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -932,6 +933,7 @@ TEST(PoolResourceUpstreamFailure, CachedBlocksStillServedWhileUpstreamIsDown) {
   counting_resource up;
   {
     pool_resource pool(&up);
+    syncpool::internal::testing_hooks::end_young_phase(pool);  // blocks stay cached
     std::vector<block> v = allocate_pooled(pool, 4, 0);
     check_and_free(pool, v);
     std::pmr::vector<int> vec(&pool);
@@ -1033,6 +1035,7 @@ std::size_t class_of(const pool_resource& pool, std::size_t block_size) {
 TEST(PoolResourceStats, ThreadCacheUpstreamAndVictimCounters) {
   counting_resource up;
   pool_resource pool(&up);
+  syncpool::internal::testing_hooks::end_young_phase(pool);  // the thread cache from the first call
   const std::size_t c = class_of(pool, 64);
   {
     const auto s = pool.stats();
@@ -1126,6 +1129,98 @@ TEST(PoolResourceStats, DirectClassCountsOneUpstreamBlockPerMiss) {
   pool.deallocate(d, 19000);
 }
 
+// ---------------------------------------------------------------------------
+// The young phase: a class's first calls that miss the thread cache
+// (pool_resource.cc: kYoungCalls, 32) go straight to its chunks.
+
+TEST(PoolResourceYoungPhase, AShortLivedResourceBuildsNoThreadCacheAndKeepsNoChunk) {
+  counting_resource up;
+  pool_resource pool(&up);
+  std::vector<std::pair<void*, std::size_t>> live;
+  uint32_t seed = 0;
+  for (std::size_t size : {24u, 64u, 64u, 100u, 300u, 1000u, 4096u}) {
+    live.emplace_back(pool.allocate(size), size);
+    syncpool_test::fill_block(live.back().first, size, ++seed);
+  }
+  auto s = pool.stats();
+  EXPECT_EQ(s.total.thread_caches, 0u);
+  EXPECT_EQ(s.total.misses, live.size());
+  EXPECT_EQ(s.total.local_hits, 0u);
+  EXPECT_EQ(s.total.cached, 0u);
+  seed = 0;
+  for (auto [p, size] : live) {
+    EXPECT_TRUE(check_block(p, size, ++seed)) << size;
+    pool.deallocate(p, size);
+  }
+  s = pool.stats();
+  EXPECT_EQ(s.total.thread_caches, 0u);
+  EXPECT_EQ(s.total.cached, 0u);
+  // Each chunk went back upstream with its last block: only the
+  // bookkeeping (class state) is left, and release() returns that.
+  EXPECT_EQ(s.total.upstream_bytes, s.bookkeeping_bytes);
+  EXPECT_EQ(up.live_bytes(), s.bookkeeping_bytes);
+  pool.release();
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
+TEST(PoolResourceYoungPhase, ABusyClassGrowsUpIntoTheThreadCache) {
+  counting_resource up;
+  pool_resource pool(&up);
+  const std::size_t c = class_of(pool, 64);
+  for (int i = 0; i < 100; ++i) pool.deallocate(pool.allocate(64), 64);
+  const auto s = pool.stats();
+  EXPECT_EQ(s.total.thread_caches, 1u);
+  EXPECT_EQ(s.classes[c].local_hits + s.classes[c].misses, 100u);
+  // 16 young allocations (32 calls with their deallocations), one miss
+  // that fills the thread cache, hits after that.
+  EXPECT_GE(s.classes[c].local_hits, 80u);
+  EXPECT_GT(s.classes[c].cached, 0u);
+  // release() starts every class young again.
+  pool.release();
+  for (int i = 0; i < 4; ++i) pool.deallocate(pool.allocate(64), 64);
+  EXPECT_EQ(pool.stats().total.cached, 0u);
+}
+
+TEST(PoolResourceYoungPhase, ThreadsSharingYoungClassesSeeTheirOwnBlocks) {
+  // Fresh resources, so that every round runs through the young phase and
+  // past its end, four threads on the same classes at once; each block
+  // keeps the pattern its owner wrote until the owner frees it.
+  struct live_block {
+    void* p;
+    std::size_t size;
+    uint32_t seed;
+  };
+  for (int round = 0; round < 50; ++round) {
+    counting_resource up;
+    pool_resource pool(&up);
+    std::atomic<int> corrupt{0};
+    std::vector<std::thread> threads;
+    for (uint32_t t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::vector<live_block> live;
+        auto free_one = [&](std::size_t k) {
+          if (!check_block(live[k].p, live[k].size, live[k].seed)) corrupt.fetch_add(1);
+          pool.deallocate(live[k].p, live[k].size);
+          live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+        };
+        for (uint32_t i = 0; i < 40; ++i) {
+          const std::size_t size = std::size_t{16} << (i % 4);
+          const uint32_t seed = t * 1000 + i;
+          void* p = pool.allocate(size);
+          syncpool_test::fill_block(p, size, seed);
+          live.push_back({p, size, seed});
+          if (i % 3 == 2) free_one(live.size() / 2);
+        }
+        while (!live.empty()) free_one(live.size() - 1);
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(corrupt.load(), 0) << "round " << round;
+    pool.release();
+    EXPECT_EQ(up.live_bytes(), 0u);
+  }
+}
+
 TEST(PoolResourceStats, BlocksSpilledByAnIdleThreadAreTakenByOthers) {
   counting_resource up;
   pool_resource pool(&up);
@@ -1193,17 +1288,23 @@ TEST(PoolResourceAsan, WriteAfterDeallocateIsReported) {
   GTEST_SKIP() << "needs AddressSanitizer (--config=asan)";
 #else
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  pool_resource pool;
-  for (std::size_t n : {64, 4096, 8192}) {
-    EXPECT_DEATH(
-        {
-          auto* p = static_cast<volatile char*>(pool.allocate(n));
-          p[n - 1] = 1;
-          pool.deallocate(const_cast<char*>(p), n);
-          p[n / 2] = 2;
-        },
-        "use-after-poison")
-        << n;
+  // A young class gives a chunk back upstream with its last block (ASan
+  // then sees a heap-use-after-free); a block held in a cache is poisoned.
+  // The 8 KiB class takes an upstream block each, always cached.
+  for (const bool young : {true, false}) {
+    pool_resource pool;
+    if (!young) syncpool::internal::testing_hooks::end_young_phase(pool);
+    for (std::size_t n : {64, 4096, 8192}) {
+      EXPECT_DEATH(
+          {
+            auto* p = static_cast<volatile char*>(pool.allocate(n));
+            p[n - 1] = 1;
+            pool.deallocate(const_cast<char*>(p), n);
+            p[n / 2] = 2;
+          },
+          young && n <= 4096 ? "heap-use-after-free" : "use-after-poison")
+          << n << (young ? " young" : "");
+    }
   }
 #endif
 }

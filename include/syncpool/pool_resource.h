@@ -102,9 +102,10 @@ namespace syncpool {
 
 namespace internal {
 class resource_impl;
+struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 512;
+inline constexpr std::size_t kResourceImplBytes = 528;
 }  // namespace internal
 
 // syncpool::pool_resource_options
@@ -180,6 +181,7 @@ class pool_resource : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
 
  private:
+  friend struct internal::testing_hooks;
   internal::resource_impl& impl() noexcept;
   const internal::resource_impl& impl() const noexcept;
 

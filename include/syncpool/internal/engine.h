@@ -61,6 +61,7 @@
 #endif
 
 namespace syncpool {
+class pool_resource;
 namespace internal {
 
 class engine;
@@ -274,6 +275,9 @@ struct testing_hooks {
   static void set_cycle(engine& e, uint64_t cycle) noexcept;
   // Makes membarrier() look unavailable (true) or restores it (false).
   static void pretend_no_membarrier(bool on) noexcept;
+  // Ends every size class's young phase (see pool_resource.cc), for tests
+  // of what the thread caches do.
+  static void end_young_phase(pool_resource& r) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
     return face.engine_;
