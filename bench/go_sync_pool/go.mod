@@ -1,0 +1,3 @@
+module syncpool/bench/go_sync_pool
+
+go 1.19
