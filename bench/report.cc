@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -879,10 +880,91 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
         {"syncpool no slower than the fastest row of all on every workload column", status});
   }
   {
+    // Against the peers only: every row but syncpool's own and the
+    // monotonic_buffer_resource ones, which free nothing.
+    const auto is_peer = [](const std::string& row) {
+      return row != "pool_resource" && row != "pool_resource_mimalloc" && row != "pool" &&
+             row.rfind("monotonic", 0) != 0;
+    };
+    const auto in_scope = [](const grid& g, const std::string& column) {
+      const double n = std::strtod(column.c_str(), nullptr);
+      if (g.workload == "pair") return n >= 16 && n <= 4096;
+      if (g.workload == "threads") return n >= 1 && n <= 4;
+      return g.workload == "batch" || g.workload == "containers" || g.workload == "server" ||
+             g.workload == "prodcons";
+    };
+    struct gap {
+      double ratio;
+      std::string text;
+    };
+    std::vector<gap> over;
+    int compared = 0;
+    for (const grid& g : grids) {
+      for (const std::string& column : g.columns) {
+        if (!in_scope(g, column)) continue;
+        const result* ours = g.ran("pool_resource", column);
+        const result* best = nullptr;
+        for (const std::string& row : g.rows) {
+          const result* r = is_peer(row) ? g.ran(row, column) : nullptr;
+          if (r != nullptr && (best == nullptr || r->ns_per_op < best->ns_per_op)) best = r;
+        }
+        if (ours == nullptr || best == nullptr) continue;
+        ++compared;
+        const double ratio = ours->ns_per_op / best->ns_per_op;
+        if (ratio > 0.75) {
+          over.push_back({ratio, g.workload + " " + g.column_name(column) + " " + format_ratio(ratio) +
+                                     " of `" + label(best->allocator) + "`"});
+        }
+      }
+    }
+    if (compared > 0) {
+      std::stable_sort(over.begin(), over.end(), [](const gap& a, const gap& b) { return a.ratio > b.ratio; });
+      std::string status = met(over.empty()) + " in " + std::to_string(compared - static_cast<int>(over.size())) +
+                           " of " + std::to_string(compared) + " columns";
+      if (!over.empty()) {
+        status += "; the largest ratios:";
+        for (std::size_t i = 0; i < over.size() && i < 5; ++i) status += (i ? "; " : " ") + over[i].text;
+      }
+      goals.push_back({"`pool_resource` at most 0.75x the fastest peer row (every row but syncpool's and the "
+                       "monotonic ones) on pair 16 B-4 KiB, batch, containers, threads 1-4, server, prodcons",
+                       status});
+    }
+  }
+  if (const grid* lifetime = find_grid(grids, "lifetime")) {
+    const result* ours = lifetime->ran("pool_resource", "16");
+    const result* theirs = lifetime->ran("unsynchronized_pool", "16");
+    if (ours != nullptr && theirs != nullptr) {
+      const double ratio = ours->ns_per_op / theirs->ns_per_op;
+      goals.push_back({"a resource per request (construct, 16 allocations, destroy) at most 1.0x "
+                       "`unsynchronized_pool_resource`",
+                       met(ratio <= 1.0) + ": " + format_ns(ours->ns_per_op) + " vs " +
+                           format_ns(theirs->ns_per_op) + " ns (" + format_ratio(ratio) + ")"});
+    }
+  }
+  if (const grid* resources = find_grid(grids, "resources")) {
+    std::string text;
+    bool all = true;
+    for (const std::string& column : resources->columns) {
+      const result* ours = resources->ran("pool_resource", column);
+      const result* theirs = resources->ran("unsynchronized_pool", column);
+      if (ours == nullptr || theirs == nullptr || !ours->rss_per_resource_kib ||
+          !theirs->rss_per_resource_kib) {
+        continue;
+      }
+      const double ratio = *ours->rss_per_resource_kib / *theirs->rss_per_resource_kib;
+      all = all && ratio <= 1.0;
+      text += (text.empty() ? "" : "; ") + resources->column_name(column) + ": " +
+              format_amount(*ours->rss_per_resource_kib, 2) + " vs " +
+              format_amount(*theirs->rss_per_resource_kib, 2) + " KiB (" + format_ratio(ratio) + ")";
+    }
+    if (!text.empty()) {
+      goals.push_back({"RSS per live resource at most 1.0x `unsynchronized_pool_resource`", met(all) + ": " + text});
+    }
+  }
+  {
     std::vector<std::string> held;
     bool any = false;
     for (const grid& g : grids) {
-      if (g.workload == "idle") continue;  // live threads keep their caches by design
       for (const std::string& row : {std::string("pool_resource"),
                                      std::string("pool_resource_mimalloc"), std::string("pool")}) {
         const std::optional<double> left = max_over(g, row, &result::held_collected_bytes);
@@ -897,20 +979,10 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
     if (any) {
       std::string status = met(held.empty());
       if (held.empty()) {
-        status += " on every workload whose threads have exited or flushed";
+        status += " on every workload, parked live threads (idle) included";
       } else {
         status += ": still held in";
         for (std::size_t i = 0; i < held.size(); ++i) status += (i ? ", " : " ") + held[i];
-      }
-      if (const grid* idle = find_grid(grids, "idle")) {
-        const result* r =
-            idle->columns.empty() ? nullptr : idle->ran("pool_resource", idle->columns.front());
-        if (r != nullptr && r->held_collected_bytes) {
-          status +=
-              ". Not promised for idle live threads that have not flushed: with 64 such "
-              "threads, `syncpool::pool_resource` still held " +
-              mib(*r->held_collected_bytes / 1024) + " MiB after two collects";
-        }
       }
       goals.push_back({"zero upstream bytes after two collects with nothing in use", status});
     }

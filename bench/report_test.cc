@@ -135,6 +135,34 @@ TEST(ReportTest, GoalsAreJudgedOnTheRun) {
   EXPECT_TRUE(contains(summary, "**not met**: 20.0 vs 30.0 ns (0.67x)")) << summary;
 }
 
+TEST(ReportTest, EngineGoalsAreJudgedAgainstPeersUnsynchronizedPoolAndIdleThreads) {
+  std::vector<result> v = sample();
+  // Peers of pair 64 B: tcmalloc at 12 (10/12 = 0.83x); the monotonic row
+  // frees nothing and is no peer. Pair 1024 B: tcmalloc at 5 (2.00x).
+  // Threads 2: tcmalloc at 7 (0.86x).
+  v.push_back(timed("pair", "monotonic", "64", 1));
+  v.push_back(timed("lifetime", "pool_resource", "16", 1500));
+  v.push_back(timed("lifetime", "unsynchronized_pool", "16", 1000));
+  result theirs = timed("resources", "unsynchronized_pool", "10000", 20000);
+  theirs.rss_per_resource_kib = 50;
+  v.push_back(theirs);
+  result idle = timed("idle", "pool_resource", "64", 0);
+  idle.held_collected_bytes = 4096;
+  v.push_back(idle);
+  const std::string summary = summary_markdown(v, info_for(false));
+  EXPECT_TRUE(contains(summary, "**not met** in 0 of 3 columns; the largest ratios: pair 1024 B 2.00x of "
+                                "`tcmalloc malloc/free`; threads 2 thr 0.86x of `tcmalloc malloc/free`; "
+                                "pair 64 B 0.83x of `tcmalloc malloc/free` |"))
+      << summary;
+  EXPECT_TRUE(contains(summary, "at most 1.0x `unsynchronized_pool_resource` | **not met**: 1500 vs 1000 ns (1.50x) |"))
+      << summary;
+  EXPECT_TRUE(contains(summary, "| RSS per live resource at most 1.0x `unsynchronized_pool_resource` | **met**: "
+                                "10000 live: 47.5 vs 50.0 KiB (0.95x) |"))
+      << summary;
+  // Parked live threads are judged too.
+  EXPECT_TRUE(contains(summary, "still held in idle (`syncpool::pool_resource` 4 KiB)")) << summary;
+}
+
 TEST(ReportTest, PeakRssGoalComparesColumnByColumn) {
   // synchronized_pool stopped at a limit at 10,000: its 1,000 figure must
   // not be set against pool_resource's 10,000 one.
