@@ -8,7 +8,8 @@
 // Every slow path runs inside the engine's critical section for the calling
 // thread's cache (engine::enter_slow): a collector leaves that cache alone
 // meanwhile, and the resource cannot go idle (and reset its state) under
-// it. A thread without a cache (an exiting one) holds `reset_mu_` instead.
+// it. A call without a cache (a young class's, see size_class::young_left,
+// or an exiting thread's) holds the gate instead (gate_enter).
 
 #include "syncpool/pool_resource.h"
 
@@ -68,7 +69,8 @@ constexpr std::array<uint32_t, kClassCount> kClassBytes = [] {
 constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (x - 1)) == 0; }
 
 // A span of upstream memory carved into blocks of one class. Descriptors
-// live in the arena; the chunk holds nothing but blocks.
+// live in the arena (a class's first one inline in its size_class); the
+// chunk holds nothing but blocks.
 struct chunk {
   char* base;      // the first block
   uint32_t bytes;  // blocks may lie in [base, base + bytes)
@@ -91,6 +93,7 @@ struct size_class {
   uint32_t block_size = 0;
   bool chunked = false;
   uint32_t next_chunk_bytes = 0;
+  uint32_t first_chunk_bytes = 0;  // where next_chunk_bytes restarts when no chunk is left
   uint32_t max_blocks = 0;  // per chunk
   // By base address, for give-back; `inline_index` until it outgrows it.
   chunk** sorted = inline_index;
@@ -438,6 +441,7 @@ size_class* resource_impl::find_or_create(uint32_t index) {
       most = std::bit_ceil(most);
     }
     fresh->next_chunk_bytes = static_cast<uint32_t>(std::min(first, most));
+    fresh->first_chunk_bytes = fresh->next_chunk_bytes;
     fresh->max_blocks = static_cast<uint32_t>(
         max_blocks_ == 0 ? kLargestChunk : std::min<std::size_t>(max_blocks_, kLargestChunk));
   }
@@ -533,11 +537,21 @@ std::size_t chunk_alignment(const size_class& c) {
   return std::max<std::size_t>(c.block_size & (~c.block_size + 1), alignof(std::max_align_t));
 }
 
-// Chunks are asked of upstream with the default alignment and this much
-// more, and their first block is aligned inside: a malloc-like upstream
-// serves the default alignment from its fast path, while glibc's memalign
-// costs some 600 instructions a call.
-std::size_t chunk_slack(const size_class& c) { return chunk_alignment(c) - alignof(std::max_align_t); }
+// Chunks of classes aligned to at most 64 bytes are asked of upstream with
+// the default alignment and this much more, and their first block is
+// aligned inside: a malloc-like upstream serves the default alignment from
+// its fast path, while glibc's memalign costs some 600 instructions a call.
+// More aligned classes (128 B and up) ask upstream for their alignment:
+// there the slack would cost most of a block.
+constexpr std::size_t kMostSlackAlignment = 64;
+std::size_t chunk_slack(const size_class& c) {
+  const std::size_t a = chunk_alignment(c);
+  return a <= kMostSlackAlignment ? a - alignof(std::max_align_t) : 0;
+}
+std::size_t upstream_alignment(const size_class& c) {
+  const std::size_t a = chunk_alignment(c);
+  return a <= kMostSlackAlignment ? alignof(std::max_align_t) : a;
+}
 
 void make_available(size_class& c, chunk* h) {
   if (h->avail) return;
@@ -615,10 +629,10 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
     // Aligned as much as the class's blocks need (the largest power of two
     // dividing the block size), not to the chunk's size: upstreams serve
     // small alignments fastest.
-    const std::size_t slack = chunk_slack(c);
+    const std::size_t request = bytes + chunk_slack(c);
     void* mem;
     try {
-      mem = upstream_.allocate(bytes + slack, alignof(std::max_align_t));
+      mem = upstream_.allocate(request, upstream_alignment(c));
     } catch (...) {
       if (inline_desc) drop_desc(&c.first_chunk);
       throw;
@@ -632,15 +646,17 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
     }
     if (h == nullptr || (need_index && index == nullptr)) {
       drop_desc(h);
-      upstream_.deallocate(mem, bytes + slack, alignof(std::max_align_t));
+      upstream_.deallocate(mem, request, upstream_alignment(c));
       throw std::bad_alloc();
     }
-    c.upstream_bytes.fetch_add(bytes + slack, std::memory_order_relaxed);
+    c.upstream_bytes.fetch_add(request, std::memory_order_relaxed);
+    // lead <= slack: upstream aligned mem to upstream_alignment(c) at least.
     const auto lead = static_cast<uint32_t>(-reinterpret_cast<uintptr_t>(mem) & (chunk_alignment(c) - 1));
-    char* const base = static_cast<char*>(mem) + lead;  // lead <= slack: mem is 16-aligned
-    const uint32_t blocks = std::min<uint32_t>(static_cast<uint32_t>(bytes / c.block_size), c.max_blocks);
+    char* const base = static_cast<char*>(mem) + lead;
+    const auto span = static_cast<uint32_t>(request - lead);  // blocks use what slack is left, too
+    const uint32_t blocks = std::min<uint32_t>(span / c.block_size, c.max_blocks);
     if (poisonable(c.block_size)) poison(base, std::size_t{blocks} * c.block_size);
-    *h = chunk{base, bytes, lead, blocks, 0, 0, nullptr, nullptr, nullptr, false};
+    *h = chunk{base, span, lead, blocks, 0, 0, nullptr, nullptr, nullptr, false};
     chunk** old_index = nullptr;
     uint32_t old_capacity = 0;
     std::size_t carved_now = 0;
@@ -648,7 +664,8 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
       spin_lock_guard lock(c.shared.mu);
       if (c.nchunks == c.sorted_capacity) {
         if (index == nullptr) {
-          // Filled up meanwhile; go round again with this chunk kept.
+          // Filled up meanwhile: this chunk goes back below, and the next
+          // round grows the index.
           index_capacity = c.sorted_capacity * 2;
           index = nullptr;
         }
@@ -722,7 +739,9 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
         chunk** at = std::lower_bound(c.sorted, c.sorted + c.nchunks, h,
                                       [](const chunk* x, const chunk* y) { return x->base < y->base; });
         std::memmove(at, at + 1, sizeof(chunk*) * (c.sorted + c.nchunks - at - 1));
-        --c.nchunks;
+        // With no chunk left, the next one is small again: a young class
+        // that frees its last block and allocates again must not grow.
+        if (--c.nchunks == 0) c.next_chunk_bytes = c.first_chunk_bytes;
         if (h == &c.first_chunk) {
           inline_base = h->base;
           inline_lead = h->lead;
@@ -747,9 +766,9 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
 }
 
 void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept {
-  const std::size_t upstream_bytes = std::size_t{bytes} + chunk_slack(c);
+  const std::size_t upstream_bytes = std::size_t{lead} + bytes;  // as carve() asked for
   unpoison(base - lead, upstream_bytes);
-  upstream_.deallocate(base - lead, upstream_bytes, alignof(std::max_align_t));
+  upstream_.deallocate(base - lead, upstream_bytes, upstream_alignment(c));
   c.upstream_bytes.fetch_sub(upstream_bytes, std::memory_order_relaxed);
 }
 
@@ -862,6 +881,7 @@ void resource_impl::try_reset() noexcept {
     table_.store(nullptr, std::memory_order_release);
     direct_.forget();
     freed = arena_.detach();
+    for (auto& bits : grown_up_) bits.store(0, std::memory_order_relaxed);  // classes start young again
     reset = true;
     return true;
   });
@@ -993,6 +1013,10 @@ void resource_impl::fork_hooks::reset_after_fork(rank r) noexcept {
   if (r == rank::upstream) {
     impl->upstream_.mu().reset_after_fork();
     impl->reset_mu_.reset_after_fork();
+    // Threads that were inside the gate do not exist in the child (fork()
+    // from syncpool's own callbacks is not supported): nobody is.
+    impl->gate_users_.store(0, std::memory_order_relaxed);
+    impl->resetting_.store(false, std::memory_order_relaxed);
   } else if (r == rank::blocks) {
 #ifdef SYNCPOOL_DEBUG_CHECKS
     impl->checker().mu().reset_after_fork();

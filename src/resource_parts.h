@@ -1,6 +1,7 @@
 // The parts of pool_resource below its size classes:
 //
-//   serialized_upstream  every call to the upstream resource, behind one lock
+//   serialized_upstream  calls to the upstream resource, behind one lock
+//                        (new_delete_resource()'s excepted, see below)
 //   meta_arena           the resource's bookkeeping memory (thread caches,
 //                        class state, chunk lists), carved from slabs taken
 //                        from upstream: nothing comes from the global heap
@@ -63,7 +64,7 @@ inline void unpoison(void* p, std::size_t n) noexcept {
 #endif
 }
 
-// A resource's upstream, behind one lock that serializes every call to it,
+// A resource's upstream, behind one lock that serializes the calls to it,
 // as every standard library's synchronized_pool_resource does: the usual
 // upstreams (monotonic_buffer_resource, unsynchronized_pool_resource) are
 // not thread-safe. Recursive, because an upstream may call back into

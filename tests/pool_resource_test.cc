@@ -1181,6 +1181,28 @@ TEST(PoolResourceYoungPhase, ABusyClassGrowsUpIntoTheThreadCache) {
   EXPECT_EQ(pool.stats().total.cached, 0u);
 }
 
+TEST(PoolResourceYoungPhase, AllocateFreePairsDoNotGrowTheChunks) {
+  // Each young pair takes a chunk and gives it back. The next chunk must
+  // be as small as the first: doubling would drain an upstream that never
+  // frees (a monotonic_buffer_resource) by 64 KiB a pair.
+  struct largest_request final : std::pmr::memory_resource {
+    std::size_t largest = 0;
+    void* do_allocate(std::size_t n, std::size_t a) override {
+      largest = std::max(largest, n);
+      return std::pmr::new_delete_resource()->allocate(n, a);
+    }
+    void do_deallocate(void* p, std::size_t n, std::size_t a) override {
+      std::pmr::new_delete_resource()->deallocate(p, n, a);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+  } up;
+  pool_resource pool(&up);
+  pool.deallocate(pool.allocate(64), 64);
+  const std::size_t after_one = up.largest;
+  for (int i = 0; i < 15; ++i) pool.deallocate(pool.allocate(64), 64);
+  EXPECT_EQ(up.largest, after_one);
+}
+
 TEST(PoolResourceYoungPhase, ThreadsSharingYoungClassesSeeTheirOwnBlocks) {
   // Fresh resources, so that every round runs through the young phase and
   // past its end, four threads on the same classes at once; each block

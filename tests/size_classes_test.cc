@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "syncpool/internal/engine.h"
 #include "syncpool/pool_resource.h"
 
 namespace {
@@ -93,6 +94,9 @@ TEST(SizeClasses, EveryClassIsAMultipleOfTheAlignmentsItServes) {
 // Where the block changes, the request is repeated between two snapshots to
 // see which class's counters move.
 void check_every_size(pool_resource& r) {
+  // Blocks must stay cached for that: no young phase, whose chunks go
+  // upstream with their last block.
+  syncpool::internal::testing_hooks::end_young_phase(r);
   const auto sizes = class_sizes(r);
   const std::size_t largest = r.options().largest_required_pool_block;
   int cls = -1;

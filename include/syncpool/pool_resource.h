@@ -22,6 +22,12 @@
 //     read-modify-write. Blocks beyond a thread's budget go to a per-class
 //     depot in batches (one lock per batch), where every thread finds them:
 //     a consumer thread's frees flow back to the producer that way.
+//   - A size class starts young: its first 32 calls that the thread caches
+//     cannot serve (all threads together) take and give blocks straight from
+//     and to its chunks, under the class's lock, and a chunk whose blocks are
+//     all back goes upstream at once. A resource made for one request thus
+//     builds no thread cache at all; a class that stays busy moves on to the
+//     thread caches.
 //   - Classes up to 4 KiB carve their blocks from chunks obtained from
 //     upstream; a class's first chunk is small (a few blocks) and each next
 //     one twice as large, up to 64 KiB. Larger classes take one upstream block
@@ -43,8 +49,8 @@
 //   - Thread-safe, like synchronized_pool_resource: any thread may allocate,
 //     and any thread may deallocate what any thread allocated.
 //   - Calls to the upstream resource are serialized (one lock per resource,
-//     taken only when a chunk or a large block comes or goes, never on the
-//     hot path), so an upstream that is not thread-safe is fine:
+//     taken only when a chunk or a large block comes or goes, never on a
+//     thread-cache hit), so an upstream that is not thread-safe is fine:
 //     monotonic_buffer_resource, unsynchronized_pool_resource. (Calls to
 //     new_delete_resource(), thread-safe by the standard, skip the lock.)
 //   - The upstream may call back into syncpool from its allocate() (e.g.
