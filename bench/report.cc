@@ -919,8 +919,9 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
     }
     if (compared > 0) {
       std::stable_sort(over.begin(), over.end(), [](const gap& a, const gap& b) { return a.ratio > b.ratio; });
-      std::string status = met(over.empty()) + " in " + std::to_string(compared - static_cast<int>(over.size())) +
-                           " of " + std::to_string(compared) + " columns";
+      std::string status = met(over.empty()) + ": at or under 0.75x in " +
+                           std::to_string(compared - static_cast<int>(over.size())) + " of " +
+                           std::to_string(compared) + " columns";
       if (!over.empty()) {
         status += "; the largest ratios:";
         for (std::size_t i = 0; i < over.size() && i < 5; ++i) status += (i ? "; " : " ") + over[i].text;

@@ -150,7 +150,7 @@ TEST(ReportTest, EngineGoalsAreJudgedAgainstPeersUnsynchronizedPoolAndIdleThread
   idle.held_collected_bytes = 4096;
   v.push_back(idle);
   const std::string summary = summary_markdown(v, info_for(false));
-  EXPECT_TRUE(contains(summary, "**not met** in 0 of 3 columns; the largest ratios: pair 1024 B 2.00x of "
+  EXPECT_TRUE(contains(summary, "**not met**: at or under 0.75x in 0 of 3 columns; the largest ratios: pair 1024 B 2.00x of "
                                 "`tcmalloc malloc/free`; threads 2 thr 0.86x of `tcmalloc malloc/free`; "
                                 "pair 64 B 0.83x of `tcmalloc malloc/free` |"))
       << summary;
