@@ -188,16 +188,16 @@ struct engine_registry final : fork_participant {
   }
 
   void activate(engine* e) {
-    if (e->active_) return;
-    e->active_ = true;
+    if (e->active_.load(std::memory_order_relaxed)) return;
+    e->active_.store(true, std::memory_order_relaxed);
     e->active_prev_ = nullptr;
     e->active_next_ = active;
     if (active != nullptr) active->active_prev_ = e;
     active = e;
   }
   void deactivate(engine* e) {
-    if (!e->active_) return;
-    e->active_ = false;
+    if (!e->active_.load(std::memory_order_relaxed)) return;
+    e->active_.store(false, std::memory_order_relaxed);
     if (e->active_prev_ != nullptr) {
       e->active_prev_->active_next_ = e->active_next_;
     } else {
@@ -1094,6 +1094,13 @@ void collect_all() noexcept {
     if (f.e != nullptr && client->after_collect != nullptr) client->after_collect(ctx);
     reg.unpin(f);
   }
+}
+
+void engine::keep_collected() noexcept {
+  if (active_.load(std::memory_order_relaxed)) return;
+  engine_registry& reg = engine_registry::get();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  if (!closed_) reg.activate(this);
 }
 
 void engine::reopen() noexcept {

@@ -721,6 +721,7 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
   char* inline_base = nullptr;
   uint32_t inline_lead = 0;
   uint32_t inline_bytes = 0;
+  bool class_empty = false;
   {
     spin_lock_guard lock(c.shared.mu);
     for (std::size_t i = 0; i < n; ++i) {
@@ -755,6 +756,7 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
         make_available(c, h);
       }
     }
+    class_empty = c.nchunks == 0;
   }
   while (to_free != nullptr) {
     chunk* next = to_free->next_avail;
@@ -763,6 +765,11 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
     to_free = next;
   }
   if (inline_base != nullptr) free_chunk_memory(c, inline_base, inline_lead, inline_bytes);
+  // The class holds nothing now: the next collect cycle must visit the
+  // resource, which may then be idle and give its bookkeeping back too. (A
+  // young class frees its chunks outside the engine, whose collectors
+  // would otherwise never hear of it.)
+  if (class_empty) engine_.keep_collected();
 }
 
 void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept {
@@ -838,6 +845,7 @@ void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alig
   if (!classify(bytes, alignment, &cls)) {
     gate_guard gate(this);
     direct_.deallocate(upstream_, p, bytes, alignment);
+    if (direct_.live() == 0) engine_.keep_collected();  // as give_back() does
     return;
   }
   poison(p, kClassBytes[cls]);

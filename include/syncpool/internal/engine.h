@@ -386,6 +386,13 @@ class engine {
     if (ABSL_PREDICT_FALSE(!try_put_fast<single>(cls, item))) put_slow(cls, item);
   }
 
+  // For a face that gave memory back outside the engine (a young class's
+  // last chunk, the last direct block): puts the engine back on the
+  // collectors' list if it left it, so that the next cycle runs the face's
+  // after_collect (which gives back what is left once the face is idle).
+  // A relaxed load while it is listed already.
+  void keep_collected() noexcept;
+
   // One collect cycle over this engine alone (syncpool::collect() runs one
   // over every engine). Safe from any thread at any time, concurrently with
   // drain(). An item destroyed here may own the engine: nothing touches
@@ -549,7 +556,9 @@ class engine {
   // collect pass that last revoked and processed the engine.
   uint32_t pins_ = 0;
   bool closed_ = false;  // drained: collectors keep away until reopen()
-  bool active_ = false;
+  // On the registry's active list (written under its mutex; read without it
+  // by keep_collected()).
+  std::atomic<bool> active_{false};
   engine* active_next_ = nullptr;
   engine* active_prev_ = nullptr;
   uint64_t pass_revoked_ = 0;
