@@ -1216,16 +1216,33 @@ TEST(PoolBugDeathTest, CollectDestroyingAnObjectThatOwnsAPoolDoesNotDeadlock) {
       testing::ExitedWithCode(0), "");
 }
 
+// Counts its destructions, for the test below.
+struct counted_item {
+  static inline int destroyed = 0;
+  ~counted_item() { ++destroyed; }
+};
+struct counted_owner {
+  static inline int destroyed = 0;
+  syncpool::pool<counted_item> inner;
+  ~counted_owner() { ++destroyed; }
+};
+
 TEST(PoolTest, DestroyingAPoolThatOwnsPoolsOutsideCollectWorks) {
-  // The same objects destroyed by the pool's destructor (not by collect()).
-  auto outer = std::make_unique<syncpool::pool<owns_a_pool>>();
+  // Objects that own pools, destroyed by the pool's destructor (not by
+  // collect()): every owner and every item its pool cached is destroyed.
+  counted_item::destroyed = 0;
+  counted_owner::destroyed = 0;
+  auto outer = std::make_unique<syncpool::pool<counted_owner>>();
   for (int i = 0; i < 10; ++i) {
-    auto o = std::make_unique<owns_a_pool>();
-    o->inner.put(std::make_unique<int>(i));
+    auto o = std::make_unique<counted_owner>();
+    o->inner.put(std::make_unique<counted_item>());
     outer->put(std::move(o));
   }
+  EXPECT_EQ(counted_owner::destroyed, 0);
+  EXPECT_EQ(outer->stats().cached, 10u);
   outer.reset();
-  SUCCEED();
+  EXPECT_EQ(counted_owner::destroyed, 10);
+  EXPECT_EQ(counted_item::destroyed, 10);
 }
 
 }  // namespace
