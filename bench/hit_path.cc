@@ -39,9 +39,9 @@ int main(int argc, char** argv) {
   if (std::strcmp(argv[1], "pair64") == 0) {
     syncpool::pool_resource pool;
     std::pmr::memory_resource* r = &pool;
-    // Warm: past the class's young phase (32 calls), so that the thread's
-    // cache exists and serves every pair below.
-    for (int i = 0; i < 64; ++i) r->deallocate(r->allocate(64), 64);
+    // Warm: past the resource's young phase (256 allocations), so that the
+    // thread's cache exists and serves every pair below.
+    for (int i = 0; i < 300; ++i) r->deallocate(r->allocate(64), 64);
     for (long i = 0; i < n; ++i) {
       void* p = r->allocate(64);
       asm volatile("" : : "r"(p) : "memory");

@@ -8,8 +8,10 @@
 // Every slow path runs inside the engine's critical section for the calling
 // thread's cache (engine::enter_slow): a collector leaves that cache alone
 // meanwhile, and the resource cannot go idle (and reset its state) under
-// it. A call without a cache (a young class's, see size_class::young_left,
-// or an exiting thread's) holds the gate instead (gate_enter).
+// it. A call without a cache (a request no class serves, or an exiting
+// thread's) holds the gate instead (gate_enter). The young phase (see
+// resource_impl::young_state) has a lock of its own, which the idle reset
+// takes too.
 
 #include "syncpool/pool_resource.h"
 
@@ -50,12 +52,22 @@ constexpr std::size_t kDefaultThreadCacheBytes = std::size_t{256} << 10;
 // for the small ones.
 constexpr uint32_t kMaxSlots = 64;
 constexpr uint32_t kMinSlots = 2;
-// Calls that missed the thread cache which a class serves straight from its
-// chunks before it goes through the engine (see size_class::young_left).
-constexpr uint32_t kYoungCalls = 32;
 // Direct classes serve alignments up to this from plain upstream blocks;
 // more goes straight to upstream.
 constexpr std::size_t kDirectClassAlignment = alignof(std::max_align_t);
+// Chunked classes serve alignments up to this; a more aligned request (rare:
+// over-aligned types) goes straight to upstream, as a direct request. Their
+// blocks then need no more than 64-byte alignment, so that chunks and young
+// regions are asked of upstream at its default alignment, its fast path.
+constexpr std::size_t kMaxClassAlignment = 64;
+// The young phase (see resource_impl::allocate_young): a resource's first
+// allocations of chunked classes come from a few bump regions, up to this
+// many allocations or bytes, whichever comes first.
+constexpr uint32_t kYoungAllocations = 256;
+constexpr std::size_t kYoungBytes = std::size_t{64} << 10;
+// Young regions: the first this large, each next one 4 times as large, up
+// to kYoungBytes (what a large block needs, if more).
+constexpr std::size_t kFirstYoungRegion = 512;
 
 constexpr uint32_t kClassCount = static_cast<uint32_t>(class_index(kLargestClassLimit)) + 1;
 
@@ -67,6 +79,17 @@ constexpr std::array<uint32_t, kClassCount> kClassBytes = [] {
 }();
 
 constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (x - 1)) == 0; }
+
+// Classes 0 .. kChunkedClassCount - 1 carve their blocks from chunks.
+constexpr uint32_t kChunkedClassCount = static_cast<uint32_t>(class_index(kLargestChunkedClass)) + 1;
+static_assert(class_size(kChunkedClassCount - 1) == kLargestChunkedClass);
+
+// The alignment every block of a chunked class has, wherever it comes from:
+// the largest power of two dividing its size (blocks lie at base + i * size),
+// capped at kMaxClassAlignment (more aligned requests are not pooled).
+constexpr std::size_t block_alignment(std::size_t block_size) noexcept {
+  return std::min(block_size & (~block_size + 1), kMaxClassAlignment);
+}
 
 // A span of upstream memory carved into blocks of one class. Descriptors
 // live in the arena (a class's first one inline in its size_class); the
@@ -101,17 +124,8 @@ struct size_class {
   uint32_t sorted_capacity = kInlineIndex;
   chunk* avail = nullptr;
   std::atomic<std::size_t> upstream_bytes{0};
-  // A class starts young: its first kYoungCalls allocations and
-  // deallocations that miss the thread cache go straight to its chunks,
-  // under the class lock, with no thread cache. A resource made for one
-  // request then builds no per-thread state (a cache, slot arrays) only to
-  // tear it down moments later. A class that stays busy graduates to the
-  // engine, whose caches make its calls lock-free. (Approximate: racing
-  // threads may each take the same call; relaxed load and store.)
-  std::atomic<uint32_t> young_left{kYoungCalls};
-  uint64_t young_misses = 0;  // blocks carved for young calls; under shared.mu
-  // A resource that lives for one request carves one or two chunks per
-  // class: their descriptor and index live here, not in the arena.
+  // A class's first chunk's descriptor and its index live here, not in the
+  // arena: most classes never need a second one.
   static constexpr uint32_t kInlineIndex = 4;
   bool first_chunk_in_use = false;
   chunk first_chunk{};
@@ -178,6 +192,28 @@ class allocation_checker {
 };
 #endif
 
+// The class of a pooled request, inline: a valid alignment and a rounded
+// size up to `limit` (the largest class). False for everything else, which
+// the out-of-line path sorts out: oversize, bad alignment, bytes == 0 and
+// overflow (where the rounded size comes out as 0), alignments above 64
+// bytes, and over-aligned requests in the classes above 4 KiB (plain
+// upstream blocks).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment, std::size_t limit,
+                                                      uint32_t& index) noexcept {
+  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
+  // One test for "a power of two, at most kMaxClassAlignment".
+  constexpr std::size_t kTooAligned = ~(2 * kMaxClassAlignment - 1);
+  if (ABSL_PREDICT_FALSE(rounded - 1 >= limit || (alignment & ((alignment - 1) | kTooAligned)) != 0)) return false;
+  if (ABSL_PREDICT_TRUE(rounded <= kTableLimit)) {
+    index = static_cast<uint32_t>(class_index_small(rounded));
+    return true;
+  }
+  if (rounded > kLargestChunkedClass && alignment > kDirectClassAlignment) return false;
+  index = static_cast<uint32_t>(class_index(rounded));
+  return true;
+}
+
+
 class resource_impl {
  public:
   resource_impl(std::pmr::memory_resource* upstream, std::size_t largest, std::size_t max_blocks,
@@ -187,7 +223,9 @@ class resource_impl {
         largest_(largest),
         max_blocks_(max_blocks),
         budget_(thread_cache_bytes),
-        fork_(this) {}
+        fork_(this) {
+    young_.over.store(!young_phase_allowed(), std::memory_order_relaxed);
+  }
 
   ~resource_impl() {
     engine_.drain(/*destroy=*/false);  // the blocks go with their chunks
@@ -242,24 +280,21 @@ class resource_impl {
         std::clamp<std::size_t>(budget_ / (std::size_t{8} * kClassBytes[index]), kMinSlots, kMaxSlots));
   }
   size_class* find_or_create(uint32_t index);  // throws std::bad_alloc
-  // True, and one young call used, while `c` is young (chunked classes only).
-  bool take_young_call(size_class& c) noexcept {
-    const uint32_t left = c.young_left.load(std::memory_order_relaxed);
-    if (left == 0 || !c.chunked) {
-      if (!grown_up(c.index)) grown_up_[c.index / 64].fetch_or(uint64_t{1} << (c.index % 64), std::memory_order_relaxed);
-      return false;
-    }
-    c.young_left.store(left - 1, std::memory_order_relaxed);
-    return true;
-  }
-  // A young class's allocation: one block from its chunks, or nullptr when
-  // the class is not young.
+  // A block of chunked class `cls` from the young regions, or nullptr once
+  // the young phase is over (see young_state).
   void* allocate_young(uint32_t cls);
+  // Takes back a block that lies in a young region: false if `p` lies in
+  // none. Lock-free when the resource has no young region.
+  bool free_young(void* p) noexcept;
+  // Under young_.mu, with no young block out: detaches every region, to be
+  // freed by free_regions() out of the lock.
+  struct young_region;
+  young_region* detach_unused_regions() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu);
+  void free_regions(young_region* r) noexcept;
   // Gives a chunk's memory back to upstream (its descriptor is the caller's).
   void free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept;
   // Fills out[0..n) with up to `want` new blocks (poisoned); n >= 1.
-  // `young`: for a young call, counted in young_misses.
-  std::size_t carve(size_class& c, void** out, std::size_t want, bool young = false);
+  std::size_t carve(size_class& c, void** out, std::size_t want);
   void give_back(size_class& c, void* const* blocks, std::size_t n) noexcept;
   void* read_link(const size_class& c, void* block) const noexcept;
   void write_link(const size_class& c, void* block, void* next) const noexcept;
@@ -302,12 +337,40 @@ class resource_impl {
   // cycle, and anyone arriving during a reset waits for it to end.
   std::atomic<uint32_t> gate_users_{0};
   std::atomic<bool> resetting_{false};
-  // A bit per class that has left its young phase, so that its slow paths
-  // skip allocate_young's gate and lookup. Cleared by release().
-  std::atomic<uint64_t> grown_up_[2] = {};
-  bool grown_up(uint32_t cls) const noexcept {
-    return (grown_up_[cls / 64].load(std::memory_order_relaxed) >> (cls % 64) & 1) != 0;
-  }
+  // The young phase. A resource made for one request (the everyday pmr
+  // pattern: construct, a few allocations, destroy) must cost no more than
+  // an unsynchronized_pool_resource: no thread cache, no class state, no
+  // chunk per class. So a resource's first allocations of chunked classes
+  // are bumped from a few regions taken from upstream (the first small,
+  // each next one larger), under one lock, as a monotonic_buffer_resource
+  // would; a young block that comes back is only counted. When every young
+  // block is back, the regions go upstream. The phase ends after kYoungAllocations
+  // allocations or kYoungBytes bytes, and the classes then go through the
+  // engine and their chunks (at once with a user's max_blocks_per_chunk);
+  // young blocks still out may come back through
+  // the engine's caches, and reach the regions when the engine gives them
+  // back (give_back()). release() and an idle reset start a new phase.
+  struct young_state {
+    spin_mutex mu;
+    std::atomic<bool> over{false};
+    // Newest first; written under mu, read without it by free_young().
+    std::atomic<young_region*> regions{nullptr};
+    char* next ABSL_GUARDED_BY(mu) = nullptr;  // the bump pointer, in the newest region
+    char* end ABSL_GUARDED_BY(mu) = nullptr;
+    std::size_t live ABSL_GUARDED_BY(mu) = 0;    // young blocks not back yet
+    std::size_t bumped ABSL_GUARDED_BY(mu) = 0;  // bytes handed out in this phase
+    uint32_t allocations ABSL_GUARDED_BY(mu) = 0;
+    uint32_t next_region ABSL_GUARDED_BY(mu) = kFirstYoungRegion;
+    std::atomic<std::size_t> upstream_bytes{0};
+    // Young allocations by class, for stats() (at most kYoungAllocations).
+    uint16_t misses[kChunkedClassCount] ABSL_GUARDED_BY(mu) = {};
+  };
+  young_state young_;
+  // A region holds blocks of many classes, so a user's max_blocks_per_chunk
+  // (a bound on the blocks of a class per upstream call) rules it out.
+  bool young_phase_allowed() const noexcept { return max_blocks_ == 0; }
+  // Back to the state of a new resource; the caller frees what it returns.
+  young_region* reset_young() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu);
   friend struct testing_hooks;
   void gate_enter() noexcept {
     for (;;) {
@@ -401,7 +464,7 @@ void resource_impl::after_collect(void* ctx) noexcept { static_cast<resource_imp
 // classes
 
 bool resource_impl::classify(std::size_t bytes, std::size_t alignment, uint32_t* index) const noexcept {
-  if (bytes > largest_ || alignment > largest_ || !is_power_of_two(alignment)) return false;
+  if (bytes > largest_ || alignment > kMaxClassAlignment || !is_power_of_two(alignment)) return false;
   const std::size_t rounded = std::max((bytes + alignment - 1) & ~(alignment - 1), alignment);
   if (rounded > largest_) return false;
   const auto i = static_cast<uint32_t>(class_index(rounded));
@@ -531,27 +594,18 @@ void resource_impl::write_link(const size_class& c, void* block, void* next) con
 
 namespace {
 
-// The largest power of two dividing the block size: every block at
-// base + i * size is then aligned for every request its class serves.
+// A chunk's first block is aligned as every block of its class must be
+// (block_alignment()), and then so is every block at base + i * size.
 std::size_t chunk_alignment(const size_class& c) {
-  return std::max<std::size_t>(c.block_size & (~c.block_size + 1), alignof(std::max_align_t));
+  return std::max<std::size_t>(block_alignment(c.block_size), alignof(std::max_align_t));
 }
 
-// Chunks of classes aligned to at most 64 bytes are asked of upstream with
-// the default alignment and this much more, and their first block is
-// aligned inside: a malloc-like upstream serves the default alignment from
-// its fast path, while glibc's memalign costs some 600 instructions a call.
-// More aligned classes (128 B and up) ask upstream for their alignment:
-// there the slack would cost most of a block.
-constexpr std::size_t kMostSlackAlignment = 64;
-std::size_t chunk_slack(const size_class& c) {
-  const std::size_t a = chunk_alignment(c);
-  return a <= kMostSlackAlignment ? a - alignof(std::max_align_t) : 0;
-}
-std::size_t upstream_alignment(const size_class& c) {
-  const std::size_t a = chunk_alignment(c);
-  return a <= kMostSlackAlignment ? alignof(std::max_align_t) : a;
-}
+// Chunks are asked of upstream with the default alignment and this much
+// more, and their first block is aligned inside: a malloc-like upstream
+// serves the default alignment from its fast path, while glibc's memalign
+// costs some 600 instructions a call.
+std::size_t chunk_slack(const size_class& c) { return chunk_alignment(c) - alignof(std::max_align_t); }
+constexpr std::size_t kUpstreamAlignment = alignof(std::max_align_t);
 
 void make_available(size_class& c, chunk* h) {
   if (h->avail) return;
@@ -584,7 +638,7 @@ chunk* resource_impl::chunk_of(size_class& c, void* block) const noexcept {
   return p < h->base + h->bytes ? h : nullptr;
 }
 
-std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bool young) {
+std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
   for (;;) {
     uint32_t bytes;
     bool need_index;
@@ -606,10 +660,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
         }
         if (h->free_list == nullptr && h->carved == h->blocks) make_unavailable(c, h);
       }
-      if (n != 0) {
-        if (young) c.young_misses += n;
-        return n;
-      }
+      if (n != 0) return n;
       bytes = c.next_chunk_bytes;
       need_index = c.nchunks == c.sorted_capacity;
       index_seen = c.sorted_capacity;
@@ -632,7 +683,7 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
     const std::size_t request = bytes + chunk_slack(c);
     void* mem;
     try {
-      mem = upstream_.allocate(request, upstream_alignment(c));
+      mem = upstream_.allocate(request, kUpstreamAlignment);
     } catch (...) {
       if (inline_desc) drop_desc(&c.first_chunk);
       throw;
@@ -646,11 +697,11 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
     }
     if (h == nullptr || (need_index && index == nullptr)) {
       drop_desc(h);
-      upstream_.deallocate(mem, request, upstream_alignment(c));
+      upstream_.deallocate(mem, request, kUpstreamAlignment);
       throw std::bad_alloc();
     }
     c.upstream_bytes.fetch_add(request, std::memory_order_relaxed);
-    // lead <= slack: upstream aligned mem to upstream_alignment(c) at least.
+    // lead <= slack: upstream aligned mem to kUpstreamAlignment at least.
     const auto lead = static_cast<uint32_t>(-reinterpret_cast<uintptr_t>(mem) & (chunk_alignment(c) - 1));
     char* const base = static_cast<char*>(mem) + lead;
     const auto span = static_cast<uint32_t>(request - lead);  // blocks use what slack is left, too
@@ -695,7 +746,6 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want, bo
         while (carved_now < want && h->carved < h->blocks) {
           out[carved_now++] = h->base + std::size_t{h->carved++} * c.block_size;
         }
-        if (young) c.young_misses += carved_now;
         if (h->carved < h->blocks) make_available(c, h);
         h = nullptr;
       }
@@ -722,15 +772,18 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
   uint32_t inline_lead = 0;
   uint32_t inline_bytes = 0;
   bool class_empty = false;
+  // Blocks of the young regions that came back through the engine, linked
+  // through their first bytes.
+  void* young = nullptr;
   {
     spin_lock_guard lock(c.shared.mu);
     for (std::size_t i = 0; i < n; ++i) {
       void* block = blocks[i];
       chunk* h = chunk_of(c, block);
       if (h == nullptr) {
-        std::fprintf(stderr, "syncpool::pool_resource: a block of %u bytes at %p is in no chunk of its class\n",
-                     c.block_size, block);
-        std::abort();
+        write_link(c, block, young);
+        young = block;
+        continue;
       }
       write_link(c, block, h->free_list);
       h->free_list = block;
@@ -740,8 +793,8 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
         chunk** at = std::lower_bound(c.sorted, c.sorted + c.nchunks, h,
                                       [](const chunk* x, const chunk* y) { return x->base < y->base; });
         std::memmove(at, at + 1, sizeof(chunk*) * (c.sorted + c.nchunks - at - 1));
-        // With no chunk left, the next one is small again: a young class
-        // that frees its last block and allocates again must not grow.
+        // With no chunk left, the next one is small again: a class that
+        // frees its last block and allocates again must not grow.
         if (--c.nchunks == 0) c.next_chunk_bytes = c.first_chunk_bytes;
         if (h == &c.first_chunk) {
           inline_base = h->base;
@@ -765,17 +818,24 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
     to_free = next;
   }
   if (inline_base != nullptr) free_chunk_memory(c, inline_base, inline_lead, inline_bytes);
+  while (young != nullptr) {
+    void* next = read_link(c, young);
+    if (!free_young(young)) {
+      std::fprintf(stderr, "syncpool::pool_resource: a block of %u bytes at %p is in no chunk of its class\n",
+                   c.block_size, young);
+      std::abort();
+    }
+    young = next;
+  }
   // The class holds nothing now: the next collect cycle must visit the
-  // resource, which may then be idle and give its bookkeeping back too. (A
-  // young class frees its chunks outside the engine, whose collectors
-  // would otherwise never hear of it.)
+  // resource, which may then be idle and give its bookkeeping back too.
   if (class_empty) engine_.keep_collected();
 }
 
 void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept {
   const std::size_t upstream_bytes = std::size_t{lead} + bytes;  // as carve() asked for
   unpoison(base - lead, upstream_bytes);
-  upstream_.deallocate(base - lead, upstream_bytes, upstream_alignment(c));
+  upstream_.deallocate(base - lead, upstream_bytes, kUpstreamAlignment);
   c.upstream_bytes.fetch_sub(upstream_bytes, std::memory_order_relaxed);
 }
 
@@ -784,7 +844,7 @@ void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, 
 
 void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
   uint32_t cls;
-  if (!classify(bytes, alignment, &cls)) {
+  if (!pooled_class(bytes, alignment, largest_, cls) && !classify(bytes, alignment, &cls)) {
     // Requests no class serves. As the standard says for requests above
     // largest_required_pool_block: upstream gets them unchanged (same
     // bytes, same alignment), and only what upstream throws is thrown.
@@ -796,7 +856,9 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
     gate_guard gate(this);
     return direct_.allocate(upstream_, arena_, bytes, alignment);
   }
-  if (void* p = allocate_young(cls)) return p;
+  if (cls < kChunkedClassCount && !young_.over.load(std::memory_order_relaxed)) {
+    if (void* p = allocate_young(cls)) return p;
+  }
   engine::scope s = engine_.enter_slow(cls);
   const bool cacheless = s.cache == nullptr;
   if (cacheless) gate_enter();
@@ -828,34 +890,128 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
   return p;
 }
 
+struct resource_impl::young_region {
+  young_region* next;
+  std::size_t bytes;  // as asked of upstream, this header included
+  char* begin() noexcept { return reinterpret_cast<char*>(this + 1); }
+  char* end() noexcept { return reinterpret_cast<char*>(this) + bytes; }
+};
 void* resource_impl::allocate_young(uint32_t cls) {
-  if (grown_up(cls)) return nullptr;
-  ensure_enlisted();  // the fork handlers take the locks it takes
-  gate_guard gate(this);
-  size_class& c = *find_or_create(cls);
-  if (!take_young_call(c)) return nullptr;
-  void* p;
-  carve(c, &p, 1, /*young=*/true);
-  unpoison(p, c.block_size);
-  return p;
+  // Regions come at the default alignment, and so does their first byte.
+  static_assert(sizeof(young_region) % kUpstreamAlignment == 0);
+  const std::size_t size = kClassBytes[cls];
+  const std::size_t align = block_alignment(size);
+  ensure_enlisted();  // the fork handlers take young_.mu
+  young_.mu.lock();
+  for (;;) {
+    if (young_.over.load(std::memory_order_relaxed)) break;
+    if (young_.allocations == kYoungAllocations || young_.bumped + size > kYoungBytes) {
+      young_.over.store(true, std::memory_order_relaxed);
+      break;
+    }
+    if (young_.next != nullptr) {
+      auto* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + align - 1) & ~(align - 1));
+      if (p + size <= young_.end) {
+        young_.next = p + size;
+        ++young_.live;
+        ++young_.allocations;
+        young_.bumped += size;
+        ++young_.misses[cls];
+        young_.mu.unlock();
+        return p;  // never poisoned: young blocks are not reused
+      }
+    }
+    // A new region, out of the lock: upstream may take long, and may call
+    // back into syncpool (a collect() that visits this resource).
+    const std::size_t need = sizeof(young_region) + size + align - 1;
+    const std::size_t bytes = std::max<std::size_t>(young_.next_region, need);
+    young_.next_region = static_cast<uint32_t>(std::min(std::size_t{young_.next_region} * 4, kYoungBytes));
+    young_.mu.unlock();
+    void* mem = upstream_.allocate(bytes, kUpstreamAlignment);  // what it throws goes to the caller
+    // The region's free space is not poisoned: blocks of the classes that
+    // share ASan's granules with their neighbours (10, 12, 20, 28 bytes)
+    // could then not be unpoisoned exactly. A block is poisoned when freed.
+    auto* r = new (mem) young_region{nullptr, bytes};
+    young_.upstream_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    young_.mu.lock();
+    r->next = young_.regions.load(std::memory_order_relaxed);
+    young_.regions.store(r, std::memory_order_release);
+    young_.next = r->begin();
+    young_.end = r->end();
+  }
+  // Over: a region that came meanwhile may be unused.
+  young_region* unused = young_.live == 0 ? detach_unused_regions() : nullptr;
+  young_.mu.unlock();
+  free_regions(unused);
+  return nullptr;
+}
+
+bool resource_impl::free_young(void* p) noexcept {
+  if (young_.regions.load(std::memory_order_acquire) == nullptr) return false;
+  auto* b = static_cast<char*>(p);
+  young_region* unused = nullptr;
+  {
+    spin_lock_guard lock(young_.mu);
+    young_region* r = young_.regions.load(std::memory_order_relaxed);
+    const auto at = reinterpret_cast<uintptr_t>(b);
+    while (r != nullptr &&
+           !(at >= reinterpret_cast<uintptr_t>(r->begin()) && at < reinterpret_cast<uintptr_t>(r->end()))) {
+      r = r->next;
+    }
+    if (r == nullptr) return false;
+    if (--young_.live == 0) unused = detach_unused_regions();
+  }
+  free_regions(unused);
+  return true;
+}
+
+resource_impl::young_region* resource_impl::detach_unused_regions() noexcept {
+  // Every young block is back: the regions go upstream now (the resource
+  // may be idle from here on, and nothing else would free them), and the
+  // next young allocation starts small again, so that allocate/free pairs
+  // on an upstream that never frees (a monotonic_buffer_resource) do not
+  // take ever larger regions.
+  young_region* r = young_.regions.load(std::memory_order_relaxed);
+  young_.regions.store(nullptr, std::memory_order_relaxed);
+  young_.next = young_.end = nullptr;
+  young_.next_region = kFirstYoungRegion;
+  return r;
+}
+
+void resource_impl::free_regions(young_region* r) noexcept {
+  while (r != nullptr) {
+    young_region* next = r->next;
+    const std::size_t bytes = r->bytes;
+    unpoison(r, bytes);
+    upstream_.deallocate(r, bytes, kUpstreamAlignment);
+    young_.upstream_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    r = next;
+  }
+}
+
+resource_impl::young_region* resource_impl::reset_young() noexcept {
+  young_region* r = young_.regions.load(std::memory_order_relaxed);
+  young_.regions.store(nullptr, std::memory_order_relaxed);
+  young_.next = young_.end = nullptr;
+  young_.live = 0;
+  young_.bumped = 0;
+  young_.allocations = 0;
+  young_.next_region = kFirstYoungRegion;
+  std::fill(std::begin(young_.misses), std::end(young_.misses), uint16_t{0});
+  young_.over.store(!young_phase_allowed(), std::memory_order_relaxed);
+  return r;
 }
 
 void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alignment) noexcept {
   uint32_t cls;
-  if (!classify(bytes, alignment, &cls)) {
+  if (!pooled_class(bytes, alignment, largest_, cls) && !classify(bytes, alignment, &cls)) {
     gate_guard gate(this);
     direct_.deallocate(upstream_, p, bytes, alignment);
     if (direct_.live() == 0) engine_.keep_collected();  // as give_back() does
     return;
   }
   poison(p, kClassBytes[cls]);
-  if (!grown_up(cls)) {
-    gate_guard gate(this);  // against release() freeing the class
-    if (size_class* c = find(cls); c != nullptr && take_young_call(*c)) {
-      give_back(*c, &p, 1);
-      return;
-    }
-  }
+  if (cls < kChunkedClassCount && free_young(p)) return;
   engine::scope s = engine_.enter_slow(cls);
   const bool cacheless = s.cache == nullptr;
   if (cacheless) gate_enter();
@@ -878,29 +1034,40 @@ void resource_impl::try_reset() noexcept {
   // release() or stats() is at work: another time.
   if (!reset_mu_.try_lock()) return;
   meta_arena::detached freed;
+  young_region* young_left = nullptr;  // regions a racing young allocation added
   bool reset = false;
   resetting_.store(true, std::memory_order_seq_cst);
   if (gate_users_.load(std::memory_order_seq_cst) == 0) engine_.if_idle([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     bool empty = direct_.live() == 0;
     for_each_class([&](size_class& c) { empty = empty && c.nchunks == 0; });
     if (!empty) return false;
+    {
+      spin_lock_guard ylock(young_.mu);
+      if (young_.live != 0) return false;
+      young_left = reset_young();  // a new young phase
+    }
     // No thread can reach the classes now (no cache exists, none can be
     // made while the engine lock is held): drop them with the arena.
     table_.store(nullptr, std::memory_order_release);
     direct_.forget();
     freed = arena_.detach();
-    for (auto& bits : grown_up_) bits.store(0, std::memory_order_relaxed);  // classes start young again
     reset = true;
     return true;
   });
   resetting_.store(false, std::memory_order_release);
   reset_mu_.unlock();
   if (reset) meta_arena::free_detached(upstream_, freed);
+  free_regions(young_left);
 }
 
 void resource_impl::release_face() noexcept {
   spin_lock_guard lock(reset_mu_);
-  for (auto& bits : grown_up_) bits.store(0, std::memory_order_relaxed);  // classes start young again
+  young_region* regions;
+  {
+    spin_lock_guard ylock(young_.mu);
+    regions = reset_young();
+  }
+  free_regions(regions);
   for_each_class([&](size_class& c) {
     chunk* to_free = nullptr;
     {
@@ -933,26 +1100,27 @@ pool_resource_stats resource_impl::stats() const {
   spin_lock_guard lock(self->reset_mu_);
   const uint32_t classes = static_cast<uint32_t>(class_index(largest_)) + 1;
   s.classes.reserve(classes);
+  uint16_t young_misses[kChunkedClassCount];
+  {
+    spin_lock_guard ylock(self->young_.mu);
+    std::copy(std::begin(young_.misses), std::end(young_.misses), young_misses);
+  }
   for (uint32_t k = 0; k < classes; ++k) {
     pool_resource_stats::counts n;
     n.block_size = kClassBytes[k];
-    const size_class* c = find(k);
-    if (c == nullptr) {  // never used (or used and given back when idle)
-      s.classes.push_back(n);
-      continue;
+    // Allocations of the young phase: one miss each (a block bumped).
+    if (k < kChunkedClassCount) n.misses = young_misses[k];
+    if (const size_class* c = find(k)) {  // else never used past the young phase
+      const engine_stats e = engine_.class_stats(k);
+      n.local_hits = e.local_hits;
+      n.stolen = e.stolen;
+      n.victim_hits = e.victim_hits;
+      n.misses += e.misses;
+      n.cached = e.cached;
+      n.cached_bytes = e.cached * c->block_size;
+      n.upstream_bytes = c->upstream_bytes.load(std::memory_order_relaxed);
+      n.idle_threads_reachable = e.reaches_idle_threads;
     }
-    const engine_stats e = engine_.class_stats(k);
-    n.local_hits = e.local_hits;
-    n.stolen = e.stolen;
-    n.victim_hits = e.victim_hits;
-    {
-      spin_lock_guard clock(const_cast<size_class*>(c)->shared.mu);
-      n.misses = e.misses + c->young_misses;
-    }
-    n.cached = e.cached;
-    n.cached_bytes = e.cached * c->block_size;
-    n.upstream_bytes = c->upstream_bytes.load(std::memory_order_relaxed);
-    n.idle_threads_reachable = e.reaches_idle_threads;
     s.total.local_hits += n.local_hits;
     s.total.stolen += n.stolen;
     s.total.victim_hits += n.victim_hits;
@@ -978,7 +1146,8 @@ pool_resource_stats resource_impl::stats() const {
     if (n.block_size > kLargestChunkedClass) s.direct_allocations -= std::min<uint64_t>(s.direct_allocations, n.misses);
   }
   s.total.misses += s.direct_allocations;
-  s.total.upstream_bytes += s.direct_bytes + s.bookkeeping_bytes;
+  s.young_bytes = young_.upstream_bytes.load(std::memory_order_relaxed);
+  s.total.upstream_bytes += s.direct_bytes + s.bookkeeping_bytes + s.young_bytes;
   return s;
 }
 
@@ -994,6 +1163,7 @@ void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
     // classes are unlocked and reset below.
     impl->classes_mu_.lock();
     impl->for_each_class([](size_class& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { c.shared.mu.lock(); });
+    impl->young_.mu.lock();
     impl->arena_.mu().lock();
     impl->direct_.mu().lock();
 #ifdef SYNCPOOL_DEBUG_CHECKS
@@ -1012,6 +1182,7 @@ void resource_impl::fork_hooks::unlock_after_fork(rank r) noexcept {
 #endif
     impl->direct_.mu().unlock();
     impl->arena_.mu().unlock();
+    impl->young_.mu.unlock();
     impl->for_each_class([](size_class& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { c.shared.mu.unlock(); });
     impl->classes_mu_.unlock();
   }
@@ -1031,6 +1202,7 @@ void resource_impl::fork_hooks::reset_after_fork(rank r) noexcept {
 #endif
     impl->direct_.mu().reset_after_fork();
     impl->arena_.mu().reset_after_fork();
+    impl->young_.mu.reset_after_fork();
     impl->for_each_class([](size_class& c) { c.shared.mu.reset_after_fork(); });
     impl->classes_mu_.reset_after_fork();
   }
@@ -1095,35 +1267,13 @@ void pool_resource::collect() { impl().collect(); }
 
 pool_resource_stats pool_resource::stats() const { return impl().stats(); }
 
-namespace {
-
-// The class of a pooled request, inline: a valid alignment and a rounded
-// size up to `limit` (the largest class). False for everything else, which
-// the out-of-line path sorts out: oversize, bad alignment, bytes == 0 and
-// overflow (where the rounded size comes out as 0), and over-aligned
-// requests in the classes above 4 KiB (plain upstream blocks).
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment, std::size_t limit,
-                                                      uint32_t& index) noexcept {
-  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
-  if (ABSL_PREDICT_FALSE(rounded - 1 >= limit || (alignment & (alignment - 1)) != 0)) return false;
-  if (ABSL_PREDICT_TRUE(rounded <= internal::kTableLimit)) {
-    index = static_cast<uint32_t>(internal::class_index_small(rounded));
-    return true;
-  }
-  if (rounded > internal::kLargestChunkedClass && alignment > internal::kDirectClassAlignment) return false;
-  index = static_cast<uint32_t>(internal::class_index(rounded));
-  return true;
-}
-
-}  // namespace
-
 // The hot path: a pooled request served by the calling thread's cache, with
 // no call, no lock and no atomic read-modify-write. Everything else goes to
 // resource_impl, out of line.
 void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void* p = nullptr;
   uint32_t index;
-  if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
+  if (ABSL_PREDICT_TRUE(internal::pooled_class(bytes, alignment, largest_, index))) {
     const uint32_t size = internal::kClassBytes[index];
     p = impl().engine_.try_get_fast(index);
     if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, size);
@@ -1143,7 +1293,7 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
   impl().checker().on_deallocate(p, bytes, alignment);
 #endif
   uint32_t index;
-  if (ABSL_PREDICT_TRUE(pooled_class(bytes, alignment, largest_, index))) {
+  if (ABSL_PREDICT_TRUE(internal::pooled_class(bytes, alignment, largest_, index))) {
     const uint32_t size = internal::kClassBytes[index];
     internal::poison(p, size);
     if (ABSL_PREDICT_TRUE(impl().engine_.try_put_fast(index, p))) return;
@@ -1156,7 +1306,7 @@ bool pool_resource::do_is_equal(const std::pmr::memory_resource& other) const no
 
 namespace internal {
 void testing_hooks::end_young_phase(pool_resource& r) noexcept {
-  for (auto& bits : r.impl().grown_up_) bits.store(~uint64_t{0}, std::memory_order_relaxed);
+  r.impl().young_.over.store(true, std::memory_order_relaxed);
 }
 }  // namespace internal
 

@@ -244,7 +244,8 @@ TEST(PoolResourceContract, LargestRequiredPoolBlockRoundsUpToAClass) {
 
 TEST(PoolResourceContract, MaxBlocksPerChunkBoundsEachUpstreamCall) {
   // options().max_blocks_per_chunk is the value in effect: no upstream call
-  // carries more blocks of a class than that.
+  // carries more blocks of a class than that. (A user's bound turns the
+  // young phase off: its regions hold blocks of every class.)
   for (std::size_t asked : {std::size_t{0}, std::size_t{1}, std::size_t{4}, std::size_t{1000}}) {
     for (std::size_t size : {std::size_t{8}, std::size_t{64}, std::size_t{4096}}) {
       counting_resource up;
@@ -1130,8 +1131,10 @@ TEST(PoolResourceStats, DirectClassCountsOneUpstreamBlockPerMiss) {
 }
 
 // ---------------------------------------------------------------------------
-// The young phase: a class's first calls that miss the thread cache
-// (pool_resource.cc: kYoungCalls, 32) go straight to its chunks.
+// The young phase: a resource's first allocations of the classes up to
+// 4 KiB (pool_resource.cc: kYoungAllocations, 256, or kYoungBytes, 64 KiB)
+// are bumped from a few regions, and the regions go back upstream with the
+// last of their blocks.
 
 TEST(PoolResourceYoungPhase, AShortLivedResourceBuildsNoThreadCacheAndKeepsNoChunk) {
   counting_resource up;
@@ -1155,23 +1158,27 @@ TEST(PoolResourceYoungPhase, AShortLivedResourceBuildsNoThreadCacheAndKeepsNoChu
   s = pool.stats();
   EXPECT_EQ(s.total.thread_caches, 0u);
   EXPECT_EQ(s.total.cached, 0u);
-  // Each chunk went back upstream with its last block: only the
-  // bookkeeping (class state) is left, and release() returns that.
-  EXPECT_EQ(s.total.upstream_bytes, s.bookkeeping_bytes);
-  EXPECT_EQ(up.live_bytes(), s.bookkeeping_bytes);
-  pool.release();
+  EXPECT_EQ(s.total.misses, live.size());  // the young allocations stay counted
+  // The regions went back upstream with the last block, and no class
+  // state was ever made.
+  EXPECT_EQ(s.young_bytes, 0u);
+  EXPECT_EQ(s.bookkeeping_bytes, 0u);
+  EXPECT_EQ(s.total.upstream_bytes, 0u);
   EXPECT_EQ(up.live_bytes(), 0u);
+  EXPECT_LE(up.allocate_calls(), 3u);  // 7 blocks of 6 classes, 6,000 bytes: regions of 512, 2,048 and 8,192
 }
 
 TEST(PoolResourceYoungPhase, MemoryFreedOutsideTheEngineStillReachesTheCollector) {
-  // A young class's blocks and direct (oversize) blocks come and go without
-  // the engine, which collectors visit only while it is listed: the resource
-  // must still give its bookkeeping back within two cycles once idle.
-  // (Found by a stress run: the bookkeeping stayed until release().)
+  // Direct (oversize) blocks, and a chunked class's blocks once the young
+  // phase is over, come and go outside the engine's tiers (a cacheless
+  // call), and collectors visit an engine only while it is listed: the
+  // resource must still give its bookkeeping back within two cycles once
+  // idle. (Found by a stress run: the bookkeeping stayed until release().)
   for (const std::size_t size : {std::size_t{64}, std::size_t{1} << 20}) {
     counting_resource up;
     pool_resource pool(&up);
-    pool.deallocate(pool.allocate(size), size);
+    syncpool::internal::testing_hooks::end_young_phase(pool);
+    std::thread([&] { pool.deallocate(pool.allocate(size), size); }).join();
     EXPECT_GT(up.live_bytes(), 0u) << size;  // the class or direct-block bookkeeping
     syncpool::collect();
     syncpool::collect();
@@ -1180,22 +1187,79 @@ TEST(PoolResourceYoungPhase, MemoryFreedOutsideTheEngineStillReachesTheCollector
   }
 }
 
+TEST(PoolResourceYoungPhase, YoungBlocksThatOutliveThePhaseComeBackThroughTheEngine) {
+  // A block allocated young and freed after the phase ended goes into a
+  // thread cache like any other; the engine gives it back to its region
+  // when it ages out, and the region goes with its last block.
+  counting_resource up;
+  pool_resource pool(&up);
+  void* young = pool.allocate(64);
+  syncpool_test::fill_block(young, 64, 7);
+  EXPECT_GT(pool.stats().young_bytes, 0u);
+  syncpool::internal::testing_hooks::end_young_phase(pool);
+  std::vector<void*> v;
+  for (int i = 0; i < 100; ++i) v.push_back(pool.allocate(64));  // from chunks, through the engine
+  EXPECT_TRUE(check_block(young, 64, 7));
+  pool.deallocate(young, 64);
+  for (void* p : v) pool.deallocate(p, 64);
+  EXPECT_GT(pool.stats().young_bytes, 0u);  // the young block sits in this thread's cache
+  syncpool::flush_thread_cache();
+  syncpool::collect();
+  syncpool::collect();
+  syncpool::collect();
+  const auto s = pool.stats();
+  EXPECT_EQ(s.young_bytes, 0u);
+  EXPECT_EQ(s.total.upstream_bytes, 0u);
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
+TEST(PoolResourceYoungPhase, AForeignPointerIsNotTakenForAYoungBlock) {
+  // Deallocating a pointer this resource never gave out, of a class it
+  // never used past its young phase, stops the program with a message;
+  // it must not be counted as a young block coming back (which would free
+  // the region under blocks still in use).
+  pool_resource pool;
+  void* p = pool.allocate(64);
+  alignas(64) static char foreign[64];
+  EXPECT_DEATH(pool.deallocate(foreign, 64), "no block of that size was ever allocated here");
+  pool.deallocate(p, 64);
+}
+
 TEST(PoolResourceYoungPhase, ABusyClassGrowsUpIntoTheThreadCache) {
   counting_resource up;
   pool_resource pool(&up);
   const std::size_t c = class_of(pool, 64);
-  for (int i = 0; i < 100; ++i) pool.deallocate(pool.allocate(64), 64);
+  for (int i = 0; i < 400; ++i) pool.deallocate(pool.allocate(64), 64);
   const auto s = pool.stats();
   EXPECT_EQ(s.total.thread_caches, 1u);
-  EXPECT_EQ(s.classes[c].local_hits + s.classes[c].misses, 100u);
-  // 16 young allocations (32 calls with their deallocations), one miss
-  // that fills the thread cache, hits after that.
-  EXPECT_GE(s.classes[c].local_hits, 80u);
+  EXPECT_EQ(s.classes[c].local_hits + s.classes[c].misses, 400u);
+  // 256 young allocations, one miss that fills the thread cache, hits
+  // after that.
+  EXPECT_GE(s.classes[c].local_hits, 140u);
   EXPECT_GT(s.classes[c].cached, 0u);
-  // release() starts every class young again.
+  // release() starts a new young phase.
   pool.release();
   for (int i = 0; i < 4; ++i) pool.deallocate(pool.allocate(64), 64);
   EXPECT_EQ(pool.stats().total.cached, 0u);
+  EXPECT_EQ(pool.stats().total.misses, 4u);
+}
+
+TEST(PoolResourceYoungPhase, ThePhaseEndsAfterItsBytes) {
+  // 4 KiB blocks: the phase's 64 KiB are gone after 16 of them, and the
+  // 17th comes from the engine (a chunk of its class).
+  counting_resource up;
+  pool_resource pool(&up);
+  std::vector<void*> v;
+  for (int i = 0; i < 16; ++i) v.push_back(pool.allocate(4096));
+  const auto young = pool.stats();
+  EXPECT_EQ(young.total.thread_caches, 0u);
+  EXPECT_GT(young.young_bytes, 16u * 4096u);
+  v.push_back(pool.allocate(4096));
+  EXPECT_EQ(pool.stats().total.thread_caches, 1u);
+  EXPECT_EQ(pool.stats().young_bytes, young.young_bytes);
+  for (void* p : v) pool.deallocate(p, 4096);
+  pool.release();
+  EXPECT_EQ(up.live_bytes(), 0u);
 }
 
 TEST(PoolResourceYoungPhase, AllocateFreePairsDoNotGrowTheChunks) {
@@ -1302,6 +1366,7 @@ TEST(PoolResourceStats, BlocksSpilledByAnIdleThreadAreTakenByOthers) {
 TEST(PoolResourceStats, BlocksOfAnExitedThreadAreTakenByOthers) {
   counting_resource up;
   pool_resource pool(&up);
+  syncpool::internal::testing_hooks::end_young_phase(pool);  // the engine's tiers, from the first call
   const std::size_t c = class_of(pool, 256);
   std::thread([&] {
     std::vector<void*> v;
@@ -1327,7 +1392,7 @@ TEST(PoolResourceAsan, WriteAfterDeallocateIsReported) {
   GTEST_SKIP() << "needs AddressSanitizer (--config=asan)";
 #else
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  // A young class gives a chunk back upstream with its last block (ASan
+  // A young block's region goes back upstream with its last block (ASan
   // then sees a heap-use-after-free); a block held in a cache is poisoned.
   // The 8 KiB class takes an upstream block each, always cached.
   for (const bool young : {true, false}) {

@@ -22,17 +22,20 @@
 //     read-modify-write. Blocks beyond a thread's budget go to a per-class
 //     depot in batches (one lock per batch), where every thread finds them:
 //     a consumer thread's frees flow back to the producer that way.
-//   - A size class starts young: its first 32 calls that the thread caches
-//     cannot serve (all threads together) take and give blocks straight from
-//     and to its chunks, under the class's lock, and a chunk whose blocks are
-//     all back goes upstream at once. A resource made for one request thus
-//     builds no thread cache at all; a class that stays busy moves on to the
-//     thread caches.
+//   - A resource starts young: its first 256 allocations up to 4 KiB (or
+//     64 KiB of them, whichever comes first) are bumped from a few regions
+//     taken from upstream (512 bytes, then 4 times as large each), under one
+//     lock, as a monotonic_buffer_resource would; a young block that comes
+//     back is not reused, and the regions go upstream with the last young
+//     block. A resource made for one request thus costs a couple of upstream
+//     calls and builds no thread cache and no class state at all. Then the
+//     size classes take over, through the thread caches.
 //   - Classes up to 4 KiB carve their blocks from chunks obtained from
 //     upstream; a class's first chunk is small (a few blocks) and each next
 //     one twice as large, up to 64 KiB. Larger classes take one upstream block
-//     each. Larger requests, and alignments no class can serve, go straight
-//     to upstream (and are still returned by release()).
+//     each. Larger requests, and alignments no class serves (above 64 bytes,
+//     or above 16 bytes for blocks over 4 KiB), go straight to upstream (and
+//     are still returned by release()).
 //   - Construction allocates nothing. Every byte the resource uses, its
 //     bookkeeping included, comes from upstream (a pool_resource over a
 //     monotonic_buffer_resource on a stack buffer never touches the heap),
@@ -83,6 +86,8 @@
 //   - fork() while another thread is inside an upstream that calls back into
 //     syncpool, with resources nested over one another, can deadlock (the
 //     callback takes locks in an order fork() cannot follow).
+//   - Young regions are not bounded by max_blocks_per_chunk (they hold blocks
+//     of every class): a resource given that option has no young phase.
 //   - No debug checks in normal builds: deallocating with the wrong size or
 //     twice is undefined behaviour, as for every memory_resource. Build with
 //     --config=debug_checks to have it caught (see README).
@@ -111,7 +116,7 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 528;
+inline constexpr std::size_t kResourceImplBytes = 688;
 }  // namespace internal
 
 // syncpool::pool_resource_options
@@ -147,6 +152,7 @@ struct pool_resource_stats {
   uint64_t direct_allocations = 0;   // requests sent straight to upstream
   std::size_t direct_bytes = 0;      // of which still held
   std::size_t bookkeeping_bytes = 0; // thread caches, class state, from upstream
+  std::size_t young_bytes = 0;       // regions of the young phase (see above)
 };
 
 // syncpool::pool_resource
