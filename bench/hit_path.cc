@@ -9,10 +9,14 @@
 // call each through std::pmr::memory_resource), getput (pool<T> get + put),
 // lifetime16 (compare_allocators' lifetime/16 request: a pool_resource made,
 // a pmr::vector of 15 pmr::strings built in it, both destroyed; "per hit"
-// is then per request, and counts the upstream malloc/free it makes).
+// is then per request, and counts the upstream malloc/free it makes),
+// batch (compare_allocators' batch/lifo round on one pool_resource: 10,000
+// blocks of 16 B .. 8 KiB allocated, then freed newest first; "per hit" is
+// per round, 10,000 allocations and deallocations).
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <memory_resource>
@@ -32,7 +36,7 @@ struct buffer {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16 ITERATIONS\n");
+    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16|batch ITERATIONS\n");
     return 2;
   }
   const long n = std::atol(argv[2]);
@@ -67,6 +71,26 @@ int main(int argc, char** argv) {
       for (const std::size_t length : kLengths) strings.emplace_back(length, 'x');
       asm volatile("" : : "r"(strings.data()) : "memory");
     }
+  } else if (std::strcmp(argv[1], "batch") == 0) {
+    // Sizes log-uniform in [16, 8192), as the benchmark's (its own
+    // generator; any fixed one will do for counting).
+    std::vector<std::size_t> sizes(10000);
+    uint64_t x = 2024;
+    for (std::size_t& size : sizes) {
+      x = x * 6364136223846793005u + 1442695040888963407u;
+      const std::size_t power = std::size_t{16} << ((x >> 33) % 9);
+      size = power + (x >> 13) % power;
+    }
+    std::vector<void*> blocks(sizes.size());
+    syncpool::pool_resource pool;
+    std::pmr::memory_resource* r = &pool;
+    auto round = [&] {
+      for (std::size_t i = 0; i < sizes.size(); ++i) blocks[i] = r->allocate(sizes[i]);
+      for (std::size_t i = sizes.size(); i-- > 0;) r->deallocate(blocks[i], sizes[i]);
+    };
+    round();  // warm: past the young phase, the depots filled
+    round();
+    for (long i = 0; i < n; ++i) round();
   } else {
     std::fprintf(stderr, "hit_path: unknown workload %s\n", argv[1]);
     return 2;

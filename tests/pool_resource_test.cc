@@ -1363,6 +1363,36 @@ TEST(PoolResourceStats, BlocksSpilledByAnIdleThreadAreTakenByOthers) {
   idle.join();
 }
 
+TEST(PoolResourceStats, EmptyBatchesKeptAtTheDepotGoWithTheCollector) {
+  // Refills leave empty batches at their class's depot for the next spill
+  // (engine.h, class_shared::spares). They are bookkeeping: an idle
+  // resource gives them back with everything else.
+  counting_resource up;
+  pool_resource pool(&up);
+  syncpool::internal::testing_hooks::end_young_phase(pool);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<void*> v;
+    for (int i = 0; i < 3000; ++i) v.push_back(pool.allocate(std::size_t{64} << (i % 4)));
+    for (std::size_t i = 0; i < v.size(); ++i) pool.deallocate(v[i], std::size_t{64} << (i % 4));
+  }
+  // Refills from the depot, and fewer spills after them: some batches they
+  // emptied stay at the depot. This thread's slots take some blocks back;
+  // a thread that exits takes the rest (its slots go to the depot as they
+  // are, with no spill).
+  std::vector<void*> mine, theirs;
+  for (int i = 0; i < 64; ++i) mine.push_back(pool.allocate(64));
+  for (int i = 0; i < 96; ++i) theirs.push_back(pool.allocate(64));
+  for (void* p : mine) pool.deallocate(p, 64);
+  std::thread([&] {
+    for (void* p : theirs) pool.deallocate(p, 64);
+  }).join();
+  EXPECT_GT(pool.stats().bookkeeping_bytes, 0u);
+  // (No flush_thread_cache(): its spills would fill those batches again.)
+  for (int i = 0; i < 3; ++i) syncpool::collect();
+  EXPECT_EQ(pool.stats().total.upstream_bytes, 0u);
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
 TEST(PoolResourceStats, BlocksOfAnExitedThreadAreTakenByOthers) {
   counting_resource up;
   pool_resource pool(&up);

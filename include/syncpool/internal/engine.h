@@ -147,12 +147,31 @@ struct class_shared {
   spin_mutex mu;
   batch_list depot ABSL_GUARDED_BY(mu);
   batch_list victim ABSL_GUARDED_BY(mu);
+  // Empty batches of the class's capacity: a refill leaves one here and the
+  // next spill fills it, under the lock each takes anyway, so that a
+  // steady stream of spills and refills allocates no batch. A collect
+  // cycle frees them.
+  batch_list spares ABSL_GUARDED_BY(mu);
+  // Written only under mu (plain load and store: no read-modify-write),
+  // read without it.
   std::atomic<uint64_t> available{0};  // items in depot + victim: lets callers skip the lock
-  // Counted on slow paths; local hits of freed caches are retired here.
+  std::atomic<uint32_t> spare_batches{0};
+  // Counted on slow paths, under mu; local hits of freed caches are
+  // retired here. misses is counted without the lock.
   std::atomic<uint64_t> retired_hits{0};
   std::atomic<uint64_t> stolen{0};
   std::atomic<uint64_t> victim_hits{0};
   std::atomic<uint64_t> misses{0};
+
+  // Adds `n` (wrapping: a negative n as its two's complement) to a counter
+  // written only under mu.
+  static void add_locked(std::atomic<uint64_t>& counter, uint64_t n) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  // Nothing that a collector must visit.
+  bool idle() const noexcept {
+    return available.load(std::memory_order_relaxed) == 0 && spare_batches.load(std::memory_order_relaxed) == 0;
+  }
 };
 
 // One class in a thread cache. Owner-only, except for a collector that
@@ -495,7 +514,9 @@ class engine {
   void free_batch(batch* b) noexcept;
   void keep_spare(thread_cache* c, batch* b) noexcept;
   // Moves up to batch_size items of class `cls` (the oldest) to the depot.
-  bool spill(thread_cache* c, uint32_t cls) noexcept;
+  // Moves the class's oldest batch_of(cls) items (`all`: every item) to
+  // the depot as one batch.
+  bool spill(thread_cache* c, uint32_t cls, bool all = false) noexcept;
   // The shared tiers without a cache: one item from the depot or victim;
   // one item into the depot.
   void* take_shared(uint32_t cls);
