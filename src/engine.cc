@@ -1189,8 +1189,7 @@ void engine::drain(bool destroy) {
       to_free = c;
     }
     for_each_shared([&](uint32_t k, class_shared* sh) {
-      // Empty tiers are skipped, as in collect_pass_locked (a class served
-      // only by its face's young path never had any).
+      // Empty tiers are skipped, as in collect_pass_locked.
       if (sh->idle()) return;
       spin_lock_guard slock(sh->mu);
       batch_list l;

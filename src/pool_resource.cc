@@ -286,8 +286,8 @@ class resource_impl {
   // Takes back a block that lies in a young region: false if `p` lies in
   // none. Lock-free when the resource has no young region.
   bool free_young(void* p) noexcept;
-  // Under young_.mu, with no young block out: detaches every region, to be
-  // freed by free_regions() out of the lock.
+  // Under young_.mu, with no young block out and the phase over: detaches
+  // every region, to be freed by free_regions() out of the lock.
   struct young_region;
   young_region* detach_unused_regions() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu);
   void free_regions(young_region* r) noexcept;
@@ -343,8 +343,11 @@ class resource_impl {
   // chunk per class. So a resource's first allocations of chunked classes
   // are bumped from a few regions taken from upstream (the first small,
   // each next one larger), under one lock, as a monotonic_buffer_resource
-  // would; a young block that comes back is only counted. When every young
-  // block is back, the regions go upstream. The phase ends after kYoungAllocations
+  // would; a young block that comes back is only counted. A region whose
+  // blocks are all back goes upstream, except the newest one while the
+  // phase goes on, which is bumped from its start again (kept, once every
+  // young block has been back before: see free_young()). The phase ends
+  // after kYoungAllocations
   // allocations or kYoungBytes bytes, and the classes then go through the
   // engine and their chunks (at once with a user's max_blocks_per_chunk);
   // young blocks still out may come back through
@@ -360,6 +363,7 @@ class resource_impl {
     std::size_t live ABSL_GUARDED_BY(mu) = 0;    // young blocks not back yet
     std::size_t bumped ABSL_GUARDED_BY(mu) = 0;  // bytes handed out in this phase
     uint32_t allocations ABSL_GUARDED_BY(mu) = 0;
+    uint32_t emptied ABSL_GUARDED_BY(mu) = 0;  // times every young block was back
     uint32_t next_region ABSL_GUARDED_BY(mu) = kFirstYoungRegion;
     std::atomic<std::size_t> upstream_bytes{0};
     // Young allocations by class, for stats() (at most kYoungAllocations).
@@ -892,10 +896,16 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
 
 struct resource_impl::young_region {
   young_region* next;
-  std::size_t bytes;  // as asked of upstream, this header included
+  uint32_t bytes;  // as asked of upstream, this header included
+  uint32_t live;   // young blocks of this region not back yet
   char* begin() noexcept { return reinterpret_cast<char*>(this + 1); }
   char* end() noexcept { return reinterpret_cast<char*>(this) + bytes; }
+  bool holds(const void* p) noexcept {
+    const auto at = reinterpret_cast<uintptr_t>(p);
+    return at >= reinterpret_cast<uintptr_t>(begin()) && at < reinterpret_cast<uintptr_t>(end());
+  }
 };
+
 void* resource_impl::allocate_young(uint32_t cls) {
   // Regions come at the default alignment, and so does their first byte.
   static_assert(sizeof(young_region) % kUpstreamAlignment == 0);
@@ -913,27 +923,42 @@ void* resource_impl::allocate_young(uint32_t cls) {
       auto* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + align - 1) & ~(align - 1));
       if (p + size <= young_.end) {
         young_.next = p + size;
+        ++young_.regions.load(std::memory_order_relaxed)->live;
         ++young_.live;
         ++young_.allocations;
         young_.bumped += size;
         ++young_.misses[cls];
         young_.mu.unlock();
-        return p;  // never poisoned: young blocks are not reused
+        return p;  // unpoisoned: a region is, when made and when rewound
       }
     }
     // A new region, out of the lock: upstream may take long, and may call
-    // back into syncpool (a collect() that visits this resource).
+    // back into syncpool (a collect() that visits this resource). A whole
+    // number of max_align_t units, so that ASan can unpoison it exactly
+    // and an aligned_alloc-based upstream takes the size.
+    const uint32_t asked = young_.next_region;
     const std::size_t need = sizeof(young_region) + size + align - 1;
-    const std::size_t bytes = std::max<std::size_t>(young_.next_region, need);
-    young_.next_region = static_cast<uint32_t>(std::min(std::size_t{young_.next_region} * 4, kYoungBytes));
+    const std::size_t bytes =
+        (std::max<std::size_t>(asked, need) + kUpstreamAlignment - 1) & ~(kUpstreamAlignment - 1);
     young_.mu.unlock();
-    void* mem = upstream_.allocate(bytes, kUpstreamAlignment);  // what it throws goes to the caller
-    // The region's free space is not poisoned: blocks of the classes that
-    // share ASan's granules with their neighbours (10, 12, 20, 28 bytes)
-    // could then not be unpoisoned exactly. A block is poisoned when freed.
-    auto* r = new (mem) young_region{nullptr, bytes};
+    void* mem;
+    try {
+      mem = upstream_.allocate(bytes, kUpstreamAlignment);
+    } catch (...) {
+      // Upstream is short: the phase ends here, and the engine's path (a
+      // chunk just large enough) has the request.
+      young_.mu.lock();
+      young_.over.store(true, std::memory_order_relaxed);
+      break;
+    }
+    auto* r = new (mem) young_region{nullptr, static_cast<uint32_t>(bytes), 0};
     young_.upstream_bytes.fetch_add(bytes, std::memory_order_relaxed);
     young_.mu.lock();
+    // Another thread may have taken a region meanwhile: it keeps what it
+    // bumped, and the rest of it goes unused.
+    if (young_.next_region == asked) {
+      young_.next_region = static_cast<uint32_t>(std::min(std::size_t{asked} * 4, kYoungBytes));
+    }
     r->next = young_.regions.load(std::memory_order_relaxed);
     young_.regions.store(r, std::memory_order_release);
     young_.next = r->begin();
@@ -948,29 +973,72 @@ void* resource_impl::allocate_young(uint32_t cls) {
 
 bool resource_impl::free_young(void* p) noexcept {
   if (young_.regions.load(std::memory_order_acquire) == nullptr) return false;
-  auto* b = static_cast<char*>(p);
   young_region* unused = nullptr;
+  bool idle = false;  // no young block is out
+  bool kept = false;  // and the newest region is kept for the next ones
   {
     spin_lock_guard lock(young_.mu);
+    young_region* prev = nullptr;
     young_region* r = young_.regions.load(std::memory_order_relaxed);
-    const auto at = reinterpret_cast<uintptr_t>(b);
-    while (r != nullptr &&
-           !(at >= reinterpret_cast<uintptr_t>(r->begin()) && at < reinterpret_cast<uintptr_t>(r->end()))) {
+    while (r != nullptr && !r->holds(p)) {
+      prev = r;
       r = r->next;
     }
     if (r == nullptr) return false;
-    if (--young_.live == 0) unused = detach_unused_regions();
+    --young_.live;
+    --r->live;
+    idle = young_.live == 0;
+    const bool over = young_.over.load(std::memory_order_relaxed);
+    if (idle) {
+      // Every young block is back. The first time in a phase (a resource
+      // made for one request, about to be destroyed), and once the phase
+      // is over, every region goes. After that (a resource that keeps
+      // allocating and freeing), the newest one is kept and bumped from its
+      // start again, so that allocate/free pairs on an upstream that never
+      // frees (a monotonic_buffer_resource) do not take a region each.
+      if (over || young_.emptied++ == 0) {
+        unused = detach_unused_regions();
+      } else {
+        young_region* head = young_.regions.load(std::memory_order_relaxed);
+        unused = head->next;  // none holds a block
+        head->next = nullptr;
+        young_.next = head->begin();
+        young_.end = head->end();
+        unpoison(head->begin(), head->bytes - sizeof(young_region));
+        kept = true;
+      }
+    } else if (r->live == 0) {
+      if (prev == nullptr && !over) {
+        // The region being bumped from: from its start again.
+        young_.next = r->begin();
+        unpoison(r->begin(), r->bytes - sizeof(young_region));
+      } else {
+        // An older region (or any, once the phase is over): it goes now,
+        // whatever blocks live elsewhere.
+        if (prev != nullptr) {
+          prev->next = r->next;
+        } else {
+          young_.regions.store(r->next, std::memory_order_relaxed);
+          young_.next = young_.end = nullptr;
+        }
+        r->next = nullptr;
+        unused = r;
+      }
+    }
   }
   free_regions(unused);
+  // This resource may be idle now, with memory given back outside the
+  // engine (see give_back()): the collectors must still visit it, to free
+  // its bookkeeping (if it has any) or the region it kept.
+  if (kept || (idle && unused != nullptr && table_.load(std::memory_order_acquire) != nullptr)) {
+    engine_.keep_collected();
+  }
   return true;
 }
 
 resource_impl::young_region* resource_impl::detach_unused_regions() noexcept {
-  // Every young block is back: the regions go upstream now (the resource
-  // may be idle from here on, and nothing else would free them), and the
-  // next young allocation starts small again, so that allocate/free pairs
-  // on an upstream that never frees (a monotonic_buffer_resource) do not
-  // take ever larger regions.
+  // Every young block is back and no young allocation is to come: the
+  // regions go upstream now (the resource may be idle from here on).
   young_region* r = young_.regions.load(std::memory_order_relaxed);
   young_.regions.store(nullptr, std::memory_order_relaxed);
   young_.next = young_.end = nullptr;
@@ -996,6 +1064,7 @@ resource_impl::young_region* resource_impl::reset_young() noexcept {
   young_.live = 0;
   young_.bumped = 0;
   young_.allocations = 0;
+  young_.emptied = 0;
   young_.next_region = kFirstYoungRegion;
   std::fill(std::begin(young_.misses), std::end(young_.misses), uint16_t{0});
   young_.over.store(!young_phase_allowed(), std::memory_order_relaxed);
@@ -1011,11 +1080,23 @@ void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alig
     return;
   }
   poison(p, kClassBytes[cls]);
-  if (cls < kChunkedClassCount && free_young(p)) return;
+  // While the young phase goes on, every block of a chunked class is a
+  // young one. Once it is over, a young block goes through the engine like
+  // any other, and reaches its region when the engine gives it back
+  // (give_back()): the slow paths then take no resource-wide lock.
+  const bool chunked = cls < kChunkedClassCount;
+  if (chunked && !young_.over.load(std::memory_order_relaxed) && free_young(p)) return;
   engine::scope s = engine_.enter_slow(cls);
   const bool cacheless = s.cache == nullptr;
   if (cacheless) gate_enter();
   if (find(cls) == nullptr) {
+    // No class state: a young block of a class not used since the phase,
+    // or a pointer from elsewhere.
+    if (chunked && free_young(p)) {
+      if (cacheless) gate_leave();
+      engine_.leave_slow(s);
+      return;
+    }
     std::fprintf(stderr,
                  "syncpool::pool_resource: deallocate(%p, %zu, %zu): no block of that size was ever "
                  "allocated here (a pointer from elsewhere, or a wrong size)\n",
@@ -1103,7 +1184,7 @@ pool_resource_stats resource_impl::stats() const {
   uint16_t young_misses[kChunkedClassCount];
   {
     spin_lock_guard ylock(self->young_.mu);
-    std::copy(std::begin(young_.misses), std::end(young_.misses), young_misses);
+    std::copy(std::begin(self->young_.misses), std::end(self->young_.misses), young_misses);
   }
   for (uint32_t k = 0; k < classes; ++k) {
     pool_resource_stats::counts n;

@@ -52,8 +52,8 @@
 //   - Thread-safe, like synchronized_pool_resource: any thread may allocate,
 //     and any thread may deallocate what any thread allocated.
 //   - Calls to the upstream resource are serialized (one lock per resource,
-//     taken only when a chunk or a large block comes or goes, never on a
-//     thread-cache hit), so an upstream that is not thread-safe is fine:
+//     taken only when a chunk, a young region or a large block comes or
+//     goes, never on a thread-cache hit), so an upstream that is not thread-safe is fine:
 //     monotonic_buffer_resource, unsynchronized_pool_resource. (Calls to
 //     new_delete_resource(), thread-safe by the standard, skip the lock.)
 //   - The upstream may call back into syncpool from its allocate() (e.g.
@@ -116,7 +116,7 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 688;
+inline constexpr std::size_t kResourceImplBytes = 704;
 }  // namespace internal
 
 // syncpool::pool_resource_options

@@ -294,8 +294,9 @@ struct testing_hooks {
   static void set_cycle(engine& e, uint64_t cycle) noexcept;
   // Makes membarrier() look unavailable (true) or restores it (false).
   static void pretend_no_membarrier(bool on) noexcept;
-  // Ends every size class's young phase (see pool_resource.cc), for tests
-  // of what the thread caches do.
+  // Ends the resource's young phase (see pool_resource.cc) until release()
+  // or an idle reset starts a new one, for tests of what the thread caches
+  // do.
   static void end_young_phase(pool_resource& r) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
