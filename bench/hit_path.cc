@@ -12,7 +12,9 @@
 // is then per request, and counts the upstream malloc/free it makes),
 // batch (compare_allocators' batch/lifo round on one pool_resource: 10,000
 // blocks of 16 B .. 8 KiB allocated, then freed newest first; "per hit" is
-// per round, 10,000 allocations and deallocations).
+// per round, 10,000 allocations and deallocations), window (compare_allocators'
+// threads workload on one thread: a window of 256 blocks of 16..512 bytes,
+// the oldest replaced; "per hit" is per block freed and allocated).
 
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +38,7 @@ struct buffer {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16|batch ITERATIONS\n");
+    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16|batch|window ITERATIONS\n");
     return 2;
   }
   const long n = std::atol(argv[2]);
@@ -91,6 +93,26 @@ int main(int argc, char** argv) {
     round();  // warm: past the young phase, the depots filled
     round();
     for (long i = 0; i < n; ++i) round();
+  } else if (std::strcmp(argv[1], "window") == 0) {
+    syncpool::pool_resource pool;
+    std::pmr::memory_resource* r = &pool;
+    constexpr std::size_t kWindow = 256;
+    void* window[kWindow] = {};
+    std::size_t sizes[kWindow] = {};
+    uint64_t x = 100;
+    std::size_t next = 0;
+    auto step = [&] {
+      if (window[next] != nullptr) r->deallocate(window[next], sizes[next]);
+      x = x * 6364136223846793005u + 1442695040888963407u;
+      sizes[next] = 16 + (x >> 33) % 497;
+      window[next] = r->allocate(sizes[next]);
+      next = (next + 1) % kWindow;
+    };
+    for (int i = 0; i < 100000; ++i) step();  // warm: past the young phase, caches in their steady state
+    for (long i = 0; i < n; ++i) step();
+    for (std::size_t i = 0; i < kWindow; ++i) {
+      if (window[i] != nullptr) r->deallocate(window[i], sizes[i]);
+    }
   } else {
     std::fprintf(stderr, "hit_path: unknown workload %s\n", argv[1]);
     return 2;
