@@ -777,6 +777,11 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
         b->origin = c;
         b->next = nullptr;
         if (moved == 0) {
+          if (sh->spare_batches.load(std::memory_order_relaxed) >= kMaxClassSpares) {
+            // (Rare: the slots emptied meanwhile.) Freed out of the lock.
+            fresh = b;
+            break;
+          }
           sh->spares.push(b);
           sh->spare_batches.store(sh->spare_batches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         } else {
@@ -791,6 +796,8 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
     fresh = new_batch(c, capacity);
     if (fresh == nullptr) return false;
   }
+  keep_spare(c, fresh);
+  return true;
 }
 
 void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
@@ -819,7 +826,8 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
         empty = b;
       }
     } else {
-      class_shared::add_locked(sh->available, -uint64_t{b->count});
+      // (available drops by what is taken only, as in take_shared().)
+      const uint32_t had = b->count;
       if (b->count != 0) {
         item = b->items[--b->count];
         // Its own spill: a local hit.
@@ -833,6 +841,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
           cs.capacity = static_cast<uint16_t>(b->capacity);
           cs.count.store(b->count, std::memory_order_relaxed);
           c->weight += w * b->count;
+          class_shared::add_locked(sh->available, -uint64_t{had});
           return item;
         }
         const uint32_t n = cs.count.load(std::memory_order_relaxed);
@@ -842,9 +851,9 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
         b->count -= taken;
         c->weight += w * taken;
       }
+      class_shared::add_locked(sh->available, -uint64_t{had - b->count});
       if (b->count != 0) {
         sh->depot.push(b);
-        class_shared::add_locked(sh->available, b->count);
       } else if (b->capacity == capacity_of(cls) && sh->spare_batches.load(std::memory_order_relaxed) < kMaxClassSpares) {
         b->next = nullptr;
         sh->spares.push(b);
@@ -866,11 +875,13 @@ void* engine::take_shared(uint32_t cls) {
     for (batch_list* l : {&sh->depot, &sh->victim}) {
       batch* b = l->pop();
       if (b == nullptr) continue;
-      class_shared::add_locked(sh->available, -uint64_t{b->count});
+      // (available drops by what is taken only: never to 0 in passing,
+      // where a collector reading it without the lock would take the
+      // engine for idle.)
       void* item = b->count != 0 ? b->items[--b->count] : nullptr;
+      if (item != nullptr) class_shared::add_locked(sh->available, -uint64_t{1});
       if (b->count != 0) {
         l->push(b);
-        class_shared::add_locked(sh->available, b->count);
       } else {
         free_batch(b);
       }

@@ -964,8 +964,25 @@ void* resource_impl::allocate_young(uint32_t cls) {
     young_.next = r->begin();
     young_.end = r->end();
   }
-  // Over: a region that came meanwhile may be unused.
-  young_region* unused = young_.live == 0 ? detach_unused_regions() : nullptr;
+  // Over: no block will be bumped again, so every region without a young
+  // block goes now (the one bumped from last, one that came meanwhile);
+  // the others go with their last block.
+  young_region* unused = nullptr;
+  if (young_.live == 0) {
+    unused = detach_unused_regions();
+  } else {
+    young_.next = young_.end = nullptr;
+    young_region* r = young_.regions.load(std::memory_order_relaxed);
+    young_region* kept = nullptr;
+    while (r != nullptr) {
+      young_region* next = r->next;
+      young_region*& list = r->live == 0 ? unused : kept;
+      r->next = list;
+      list = r;
+      r = next;
+    }
+    young_.regions.store(kept, std::memory_order_relaxed);  // (in reverse order: no matter now)
+  }
   young_.mu.unlock();
   free_regions(unused);
   return nullptr;
@@ -1029,10 +1046,9 @@ bool resource_impl::free_young(void* p) noexcept {
   free_regions(unused);
   // This resource may be idle now, with memory given back outside the
   // engine (see give_back()): the collectors must still visit it, to free
-  // its bookkeeping (if it has any) or the region it kept.
-  if (kept || (idle && unused != nullptr && table_.load(std::memory_order_acquire) != nullptr)) {
-    engine_.keep_collected();
-  }
+  // its bookkeeping (class state, direct blocks' records) or the region it
+  // kept. A resource with neither needs no visit.
+  if (kept || (idle && unused != nullptr && arena_.upstream_bytes() != 0)) engine_.keep_collected();
   return true;
 }
 
@@ -1112,13 +1128,19 @@ void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alig
 // idleness, release, stats
 
 void resource_impl::try_reset() noexcept {
-  // release() or stats() is at work: another time.
-  if (!reset_mu_.try_lock()) return;
+  // Busy (release() or stats() at work, a call through the gate, another
+  // collector): another cycle must come back here, though this one's
+  // engine may have left the collectors' list.
+  if (!reset_mu_.try_lock()) {
+    engine_.keep_collected();
+    return;
+  }
   meta_arena::detached freed;
   young_region* young_left = nullptr;  // regions a racing young allocation added
   bool reset = false;
+  bool busy = gate_users_.load(std::memory_order_seq_cst) != 0;
   resetting_.store(true, std::memory_order_seq_cst);
-  if (gate_users_.load(std::memory_order_seq_cst) == 0) engine_.if_idle([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (!busy) engine_.if_idle([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     bool empty = direct_.live() == 0;
     for_each_class([&](size_class& c) { empty = empty && c.nchunks == 0; });
     if (!empty) return false;
@@ -1134,11 +1156,12 @@ void resource_impl::try_reset() noexcept {
     freed = arena_.detach();
     reset = true;
     return true;
-  });
+  }, &busy);
   resetting_.store(false, std::memory_order_release);
   reset_mu_.unlock();
   if (reset) meta_arena::free_detached(upstream_, freed);
   free_regions(young_left);
+  if (busy) engine_.keep_collected();
 }
 
 void resource_impl::release_face() noexcept {
@@ -1388,6 +1411,14 @@ bool pool_resource::do_is_equal(const std::pmr::memory_resource& other) const no
 namespace internal {
 void testing_hooks::end_young_phase(pool_resource& r) noexcept {
   r.impl().young_.over.store(true, std::memory_order_relaxed);
+}
+
+void testing_hooks::hold_reset_lock(pool_resource& r, bool on) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (on) {
+    r.impl().reset_mu_.lock();
+  } else {
+    r.impl().reset_mu_.unlock();
+  }
 }
 }  // namespace internal
 

@@ -298,6 +298,9 @@ struct testing_hooks {
   // or an idle reset starts a new one, for tests of what the thread caches
   // do.
   static void end_young_phase(pool_resource& r) noexcept;
+  // Holds (true) or lets go (false) the lock that the resource's release(),
+  // stats() and idle reset take, as a stats() call in another thread would.
+  static void hold_reset_lock(pool_resource& r, bool on) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
     return face.engine_;
@@ -438,12 +441,18 @@ class engine {
   // pin): when the engine holds no thread cache and no item and no other
   // collector is at work on it, runs `reset`, which may drop the face's
   // state (it returns false to say it did not). No thread can create a
-  // cache meanwhile: the registry and engine locks are held.
+  // cache meanwhile: the registry and engine locks are held. `busy`, if
+  // given, is set when another collector has the engine pinned (the face
+  // should try again at the next cycle).
   template <class F>
-  bool if_idle(F&& reset) {
+  bool if_idle(F&& reset, bool* busy = nullptr) {
     std::lock_guard<std::mutex> rlock(registry_mutex());
     lock_guard lock(mu_);
-    if (pins_ > 1 || caches_ != nullptr || !all_shared_empty_locked()) return false;
+    if (pins_ > 1) {
+      if (busy != nullptr) *busy = true;
+      return false;
+    }
+    if (caches_ != nullptr || !all_shared_empty_locked()) return false;
     return reset();
   }
 
