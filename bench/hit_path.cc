@@ -9,7 +9,8 @@
 // call each through std::pmr::memory_resource), getput (pool<T> get + put),
 // lifetime16 (compare_allocators' lifetime/16 request: a pool_resource made,
 // a pmr::vector of 15 pmr::strings built in it, both destroyed; "per hit"
-// is then per request, and counts the upstream malloc/free it makes),
+// is then per request, and counts the upstream malloc/free it makes;
+// lifetime16_std: the same request on std::pmr::unsynchronized_pool_resource),
 // batch (compare_allocators' batch/lifo round on one pool_resource: 10,000
 // blocks of 16 B .. 8 KiB allocated, then freed newest first; "per hit" is
 // per round, 10,000 allocations and deallocations), window (compare_allocators'
@@ -38,7 +39,7 @@ struct buffer {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16|batch|window ITERATIONS\n");
+    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16|lifetime16_std|batch|window ITERATIONS\n");
     return 2;
   }
   const long n = std::atol(argv[2]);
@@ -61,17 +62,26 @@ int main(int argc, char** argv) {
       asm volatile("" : : "r"(b.get()) : "memory");
       p.put(std::move(b));
     }
-  } else if (std::strcmp(argv[1], "lifetime16") == 0) {
+  } else if (std::strcmp(argv[1], "lifetime16") == 0 || std::strcmp(argv[1], "lifetime16_std") == 0) {
     // The benchmark's lengths come from its own generator; any 16..128 will
     // do for counting, so these are fixed.
     static constexpr std::size_t kLengths[15] = {17, 90, 33, 128, 64, 16, 101, 47,
                                                  77, 20, 115, 58, 36, 83, 122};
-    for (long i = 0; i < n; ++i) {
-      syncpool::pool_resource pool;
-      std::pmr::vector<std::pmr::string> strings(&pool);
+    auto request = [](std::pmr::memory_resource* r) {
+      std::pmr::vector<std::pmr::string> strings(r);
       strings.reserve(15);
       for (const std::size_t length : kLengths) strings.emplace_back(length, 'x');
       asm volatile("" : : "r"(strings.data()) : "memory");
+    };
+    const bool standard = std::strcmp(argv[1], "lifetime16_std") == 0;
+    for (long i = 0; i < n; ++i) {
+      if (standard) {
+        std::pmr::unsynchronized_pool_resource pool;
+        request(&pool);
+      } else {
+        syncpool::pool_resource pool;
+        request(&pool);
+      }
     }
   } else if (std::strcmp(argv[1], "batch") == 0) {
     // Sizes log-uniform in [16, 8192), as the benchmark's (its own
