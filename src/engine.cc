@@ -192,6 +192,7 @@ struct engine_registry final : fork_participant {
   void activate(engine* e) {
     if (e->active_.load(std::memory_order_relaxed)) return;
     e->active_.store(true, std::memory_order_relaxed);
+    e->ever_active_.store(true, std::memory_order_relaxed);
     e->active_prev_ = nullptr;
     e->active_next_ = active;
     if (active != nullptr) active->active_prev_ = e;
@@ -1176,6 +1177,10 @@ void engine::collect() {
 // engine: drain (release() and destruction)
 
 void engine::drain(bool destroy) {
+  // A resource made for one request (pool_resource's young phase) never
+  // lists its engine: its destruction takes no global lock here. (Its
+  // owner's calls happen before its destruction, activations included.)
+  if (!ever_active_.load(std::memory_order_relaxed)) return;
   engine_registry& reg = engine_registry::get();
   batch_list all;
   thread_cache* to_free = nullptr;

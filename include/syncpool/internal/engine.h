@@ -590,6 +590,11 @@ class engine {
   // On the registry's active list (written under its mutex; read without it
   // by keep_collected()).
   std::atomic<bool> active_{false};
+  // Set (under the registry lock) the first time the engine is listed: an
+  // engine never listed never had a cache, an item or a collector's pin
+  // (collectors pin listed engines only; a member collect() racing with
+  // destruction is the caller's error), so drain() has nothing to do.
+  std::atomic<bool> ever_active_{false};
   engine* active_next_ = nullptr;
   engine* active_prev_ = nullptr;
   uint64_t pass_revoked_ = 0;
