@@ -286,8 +286,9 @@ class resource_impl {
   // Takes back a block that lies in a young region: false if `p` lies in
   // none. Lock-free when the resource has no young region.
   bool free_young(void* p) noexcept;
-  // Under young_.mu, with no young block out and the phase over: detaches
-  // every region, to be freed by free_regions() out of the lock.
+  // Under young_.mu, with no young block out: detaches every region, to be
+  // freed by free_regions() out of the lock, and starts the next region
+  // small again.
   struct young_region;
   young_region* detach_unused_regions() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu);
   void free_regions(young_region* r) noexcept;
@@ -345,14 +346,14 @@ class resource_impl {
   // each next one larger), under one lock, as a monotonic_buffer_resource
   // would; a young block that comes back is only counted. A region whose
   // blocks are all back goes upstream, except the newest one while the
-  // phase goes on, which is bumped from its start again (kept, once every
-  // young block has been back before: see free_young()). The phase ends
-  // after kYoungAllocations
-  // allocations or kYoungBytes bytes, and the classes then go through the
-  // engine and their chunks (at once with a user's max_blocks_per_chunk);
-  // young blocks still out may come back through
-  // the engine's caches, and reach the regions when the engine gives them
-  // back (give_back()). release() and an idle reset start a new phase.
+  // phase goes on, which is bumped from its start again (and kept when
+  // every young block is back, unless that is the first time: see
+  // free_young()). The phase ends after kYoungAllocations allocations or
+  // kYoungBytes bytes (at once with a user's max_blocks_per_chunk), and the
+  // classes then go through the engine and their chunks. Young blocks
+  // still out may pass through the engine's caches, and reach their
+  // regions when the engine gives them back (give_back()). release() and
+  // an idle reset start a new phase.
   struct young_state {
     spin_mutex mu;
     std::atomic<bool> over{false};
