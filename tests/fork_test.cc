@@ -20,6 +20,7 @@
 #include <cstring>
 #include <memory>
 #include <memory_resource>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +45,19 @@ namespace {
 constexpr int kChildren = 30;
 #else
 constexpr int kChildren = 100;
+#endif
+
+// GCC 12's ThreadSanitizer runtime does not take its own allocator's locks
+// around fork() (LLVM fixed that in 2024, llvm-project PR 96600): a child
+// forked while another thread is inside malloc or free can hang in TSan's
+// allocator, whatever syncpool does (seen: about one run in ten, the child
+// stuck in SizeClassAllocator64::GetFromAllocator). Under TSan the other
+// threads therefore stop between rounds while the main thread forks, and no
+// collector thread runs; the plain and ASan builds fork at any point.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kForkOnlyWhileOthersPause = true;
+#else
+constexpr bool kForkOnlyWhileOthersPause = false;
 #endif
 
 using syncpool_test::check_block;
@@ -127,16 +141,26 @@ TEST(ForkTest, ChildrenForkedWhileThreadsHammerThePoolsExitCleanly) {
   std::atomic<bool> stop{false};
   std::atomic<bool> corrupt{false};
   std::atomic<uint64_t> rounds{0};
+  // kForkOnlyWhileOthersPause: the hammers park here while `pause` is set.
+  std::atomic<bool> pause{false};
+  std::atomic<int> parked{0};
+  constexpr int kHammers = 2;
   std::vector<std::thread> hammers;
-  for (int t = 0; t < 2; ++t) {
+  for (int t = 0; t < kHammers; ++t) {
     hammers.emplace_back([&, t] {
       for (uint32_t seed = t * 1000; !stop.load(std::memory_order_relaxed); ++seed) {
+        if (pause.load()) {
+          parked.fetch_add(1);
+          while (pause.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+          parked.fetch_sub(1);
+        }
         if (!use_both_faces(resource, buffers, seed, /*with_collect=*/t == 1)) corrupt.store(true);
         rounds.fetch_add(1, std::memory_order_relaxed);
       }
     });
   }
-  syncpool::collector gc(std::chrono::microseconds(300));
+  std::optional<syncpool::collector> gc;
+  if (!kForkOnlyWhileOthersPause) gc.emplace(std::chrono::microseconds(300));
 
   int hung = 0;
   int failed = 0;
@@ -148,9 +172,14 @@ TEST(ForkTest, ChildrenForkedWhileThreadsHammerThePoolsExitCleanly) {
     for (int spin = 0; spin < 200 && rounds.load() < seen + 2; ++spin) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
+    if (kForkOnlyWhileOthersPause) {
+      pause.store(true);
+      while (parked.load() < kHammers) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
     const pid_t pid = fork();
     ASSERT_GE(pid, 0) << std::strerror(errno);
     if (pid == 0) child_main(resource, buffers);
+    pause.store(false);
     const int status = wait_with_deadline(pid, 2);
     if (status == -1) {
       ++hung;
