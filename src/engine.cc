@@ -39,6 +39,9 @@ namespace {
 constexpr uint32_t kHooked = 1;  // the thread's exit hook is registered
 constexpr uint32_t kExited = 2;  // its caches were handed over: shared tiers only
 constexpr uint32_t kMaxSpares = 2;
+// A cache's budget grows after this many spills of full slots or refills
+// from its own spills per class it covers (see grow_budget).
+constexpr uint32_t kChurnPerClass = 4;
 // Empty batches a class keeps at its depot (class_shared::spares).
 constexpr uint32_t kMaxClassSpares = 64;
 
@@ -377,7 +380,9 @@ engine::engine(const engine_client* client, void* ctx, engine_config config) noe
       client_(client),
       ctx_(ctx),
       nclasses_(std::clamp<uint32_t>(config.classes, 1, kMaxClasses)),
-      budget_(std::max<uint64_t>(config.budget, 1)) {}
+      budget_(std::max<uint64_t>(config.budget, 1)),
+      initial_budget_(config.initial_budget == 0 ? budget_ : std::clamp<uint64_t>(config.initial_budget, 1, budget_)),
+      growth_limit_(config.growth_limit) {}
 
 engine::~engine() { drain(/*destroy=*/true); }
 
@@ -448,12 +453,13 @@ thread_cache* engine::new_cache() noexcept {
   // Covers no class yet (cover_class() sets the base), but an engine of one
   // class covers it from the start: its fast paths skip the range test.
   c->nclasses = nclasses_ == 1 ? 1 : 0;
-  c->budget = budget_;
+  c->budget = initial_budget_;
   c->eng = this;
   return c;
 }
 
 void engine::free_cache(thread_cache* c) noexcept {
+  if (c->budget > initial_budget_) growth_granted_.fetch_sub(c->budget - initial_budget_, std::memory_order_relaxed);
   for (uint32_t i = 0; i < c->nclasses; ++i) {
     if (c->cls[i].items != nullptr) free_batch(batch::of_items(c->cls[i].items));
   }
@@ -464,6 +470,32 @@ void engine::free_cache(thread_cache* c) noexcept {
   if (c->cls_bytes != 0) client_->meta_free(ctx_, c->cls, c->cls_bytes, alignof(class_slots));
   c->~thread_cache();
   client_->meta_free(ctx_, c, kCacheBytes, alignof(thread_cache));
+}
+
+void engine::grow_budget(thread_cache* c) noexcept {
+  // Not at the first sign: a thread that frees a few blocks of every class
+  // and then reuses some (a server's worker warming up) would grow for
+  // nothing. One that keeps spilling full slots or refilling from its own
+  // spills, a few times per class it uses, churns through its budget.
+  if (++c->churn < kChurnPerClass * std::max<uint32_t>(c->nclasses, 2)) return;
+  c->churn = 0;
+  const uint64_t want = std::min(c->budget, budget_ - c->budget);
+  if (want == 0) return;
+  uint64_t granted = growth_granted_.load(std::memory_order_relaxed);
+  uint64_t step = 0;
+  do {
+    step = std::min(want, growth_limit_ - std::min(growth_limit_, granted));
+    if (step == 0) return;
+  } while (!growth_granted_.compare_exchange_weak(granted, granted + step, std::memory_order_relaxed));
+  c->budget += step;
+}
+
+void engine::shrink_budget(thread_cache* c) noexcept {
+  c->churn = 0;
+  const uint64_t to = std::max(initial_budget_, c->budget / 2);
+  if (to >= c->budget) return;
+  growth_granted_.fetch_sub(c->budget - to, std::memory_order_relaxed);
+  c->budget = to;
 }
 
 void engine::free_caches(thread_cache* list) noexcept {
@@ -560,7 +592,7 @@ bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
   class_slots& cs = slots_of(c, cls);
   const uint32_t n = cs.count.load(std::memory_order_relaxed);
   if (cs.items != nullptr && n < cs.capacity) return true;
-  const uint32_t cap = capacity_of(cls);
+  const uint32_t cap = capacity_of(c, cls);
   if (cs.items != nullptr && cs.capacity >= cap) return false;  // full: spill
   // Arrays start small and double: a thread that keeps a few items of a
   // class pays for a few slots.
@@ -626,6 +658,9 @@ void engine::detach_slots_locked(thread_cache* c, bool to_victim, batch_list* de
     }
   }
   c->weight = 0;
+  // A cycle has passed: what the owner needs now shows again by its
+  // growing back.
+  shrink_budget(c);
 }
 
 thread_cache* engine::revalidate(thread_state& t) {
@@ -744,7 +779,7 @@ void engine::put_slow(uint32_t cls, void* item) noexcept {
 uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
   if (s.cache == nullptr) return 1;
   class_slots& cs = slots_of(s.cache, cls);
-  const uint32_t most = batch_of(cls);
+  const uint32_t most = batch_of(s.cache, cls);
   const uint32_t n = cs.refill == 0 ? std::min<uint32_t>(2, most) : cs.refill;
   cs.refill = static_cast<uint16_t>(std::min(most, n * 2));
   return std::max<uint32_t>(n, 1);
@@ -756,7 +791,7 @@ uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
 bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
   if (slots_of(c, cls).count.load(std::memory_order_relaxed) == 0) return true;
   class_shared* sh = shared(cls);
-  const uint32_t capacity = capacity_of(cls);
+  const uint32_t capacity = capacity_of(c, cls);
   batch* fresh = nullptr;  // made out of the lock when the class has no spare
   for (;;) {
     {
@@ -768,7 +803,7 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
       if (b != nullptr) {
         class_slots& cs = slots_of(c, cls);
         const uint32_t n = cs.count.load(std::memory_order_relaxed);
-        const uint32_t moved = std::min({n, all ? n : batch_of(cls), b->capacity});
+        const uint32_t moved = std::min({n, all ? n : batch_of(c, cls), b->capacity});
         // The oldest leave; the newest (warm in cache) stay.
         std::memcpy(b->items, cs.items, sizeof(void*) * moved);
         std::memmove(cs.items, cs.items + moved, sizeof(void*) * (n - moved));
@@ -809,6 +844,8 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
   if (sh == nullptr || sh->available.load(std::memory_order_relaxed) == 0) return nullptr;
   batch* empty = nullptr;  // a batch left empty, for the thread's spares
   void* item = nullptr;
+  // The batch is one this cache spilled: its working set outgrew its budget.
+  bool own = false;
   {
     spin_lock_guard lock(sh->mu);
     batch* b = sh->depot.pop();
@@ -832,7 +869,8 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
       if (b->count != 0) {
         item = b->items[--b->count];
         // Its own spill: a local hit.
-        class_shared::add_locked(b->origin == c ? sh->retired_hits : sh->stolen, 1);
+        own = b->origin == c;
+        class_shared::add_locked(own ? sh->retired_hits : sh->stolen, 1);
         class_slots& cs = slots_of(c, cls);
         const uint64_t w = weight_of(cls);
         if (cs.items == nullptr) {
@@ -843,6 +881,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
           cs.count.store(b->count, std::memory_order_relaxed);
           c->weight += w * b->count;
           class_shared::add_locked(sh->available, -uint64_t{had});
+          if (own) grow_budget(c);
           return item;
         }
         const uint32_t n = cs.count.load(std::memory_order_relaxed);
@@ -855,7 +894,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
       class_shared::add_locked(sh->available, -uint64_t{had - b->count});
       if (b->count != 0) {
         sh->depot.push(b);
-      } else if (b->capacity == capacity_of(cls) && sh->spare_batches.load(std::memory_order_relaxed) < kMaxClassSpares) {
+      } else if (b->capacity == capacity_of(c, cls) && sh->spare_batches.load(std::memory_order_relaxed) < kMaxClassSpares) {
         b->next = nullptr;
         sh->spares.push(b);
         sh->spare_batches.store(sh->spare_batches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -864,6 +903,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
       }
     }
   }
+  if (own) grow_budget(c);
   if (empty != nullptr) keep_spare(c, empty);
   return item;
 }
@@ -940,7 +980,13 @@ void engine::give(scope& s, uint32_t cls, void* item) noexcept {
     const uint64_t w = weight_of(cls);
     // Room in the array: grow it, or spill its oldest batch when it is at
     // full capacity.
-    bool ok = make_room_in_array(c, cls) || (spill(c, cls) && make_room_in_array(c, cls));
+    bool ok = make_room_in_array(c, cls);
+    if (!ok && spill(c, cls)) {
+      // The class's slots keep filling up (a consumer of another thread's
+      // blocks, say): a larger budget means more slots and larger batches.
+      grow_budget(c);
+      ok = make_room_in_array(c, cls);
+    }
     if (ok && c->weight + w > c->budget) {
       // The budget is what is full: spill down to three quarters of it,
       // the heaviest classes first and this one last, so that the next
@@ -1358,6 +1404,17 @@ void testing_hooks::set_cycle(engine& e, uint64_t cycle) noexcept {
     c->aged_cycle += delta;
     c->active_cycle += delta;
   }
+}
+
+uint64_t testing_hooks::thread_budget(const engine& e) noexcept {
+  const uint64_t key = e.key_.load(std::memory_order_relaxed);
+  const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+  if (t_keys[slot].load(std::memory_order_relaxed) != key) return 0;
+  return t_caches[slot].load(std::memory_order_relaxed)->budget;
+}
+
+uint64_t testing_hooks::growth_granted(const engine& e) noexcept {
+  return e.growth_granted_.load(std::memory_order_relaxed);
 }
 
 void testing_hooks::pretend_no_membarrier(bool on) noexcept {

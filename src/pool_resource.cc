@@ -47,7 +47,14 @@ constexpr std::size_t kDefaultLargest = std::size_t{64} << 10;
 constexpr std::size_t kLargestChunkedClass = 4096;
 constexpr std::size_t kSmallestChunk = 256;
 constexpr std::size_t kLargestChunk = std::size_t{64} << 10;
-constexpr std::size_t kDefaultThreadCacheBytes = std::size_t{256} << 10;
+// A thread's cache starts at kInitialThreadCacheBytes (or thread_cache_bytes
+// when smaller) and grows to thread_cache_bytes while the thread takes back
+// blocks it spilled (see engine_config); a resource's threads together grow
+// by at most kGrowthThreads times thread_cache_bytes.
+constexpr std::size_t kDefaultThreadCacheBytes = std::size_t{4} << 20;
+constexpr std::size_t kInitialThreadCacheBytes = std::size_t{64} << 10;
+constexpr std::size_t kGrowthThreads = 8;
+
 // Slots a thread keeps per class: a few for the largest classes, this many
 // for the small ones.
 constexpr uint32_t kMaxSlots = 64;
@@ -218,11 +225,12 @@ class resource_impl {
  public:
   resource_impl(std::pmr::memory_resource* upstream, std::size_t largest, std::size_t max_blocks,
                 std::size_t thread_cache_bytes) noexcept
-      : engine_(&kClient, this, engine_config{kClassCount, thread_cache_bytes}),
+      : engine_(&kClient, this,
+                engine_config{kClassCount, thread_cache_bytes, std::min(thread_cache_bytes, kInitialThreadCacheBytes),
+                              kGrowthThreads * thread_cache_bytes}),
         upstream_(upstream),
         largest_(largest),
         max_blocks_(max_blocks),
-        budget_(thread_cache_bytes),
         fork_(this) {
     young_.over.store(!young_phase_allowed(), std::memory_order_relaxed);
   }
@@ -261,8 +269,8 @@ class resource_impl {
   static void destroy_items(void* ctx, uint32_t cls, void** items, std::size_t n) noexcept;
   static class_shared* shared_of(void* ctx, uint32_t cls) noexcept;
   static uint32_t classes_in_use(const void* ctx, uint32_t* out) noexcept;
-  static uint32_t capacity_of(const void* ctx, uint32_t cls) noexcept;
-  static uint32_t batch_of(const void* ctx, uint32_t cls) noexcept;
+  static uint32_t capacity_of(const void* ctx, uint32_t cls, uint64_t budget) noexcept;
+  static uint32_t batch_of(const void* ctx, uint32_t cls, uint64_t budget) noexcept;
   static uint64_t weight_of(const void* ctx, uint32_t cls) noexcept;
   static void* meta_alloc(void* ctx, std::size_t bytes, std::size_t alignment) noexcept;
   static void meta_free(void* ctx, void* p, std::size_t bytes, std::size_t alignment) noexcept;
@@ -272,12 +280,12 @@ class resource_impl {
   // straight to upstream.
   bool classify(std::size_t bytes, std::size_t alignment, uint32_t* index) const noexcept;
   size_class* find(uint32_t index) const noexcept;
-  // Slots a thread keeps for class `index`: an eighth of the budget, in
-  // [kMinSlots, kMaxSlots]. (A function of the class alone: the engine asks
-  // on its slow paths, and a lookup there would cost more than this.)
-  uint32_t slots_for(uint32_t index) const noexcept {
+  // Slots a thread keeps for class `index`: an eighth of its cache's
+  // current budget, in [kMinSlots, kMaxSlots]. (No lookup: the engine asks
+  // on its slow paths.)
+  static uint32_t slots_for(uint32_t index, uint64_t budget) noexcept {
     return static_cast<uint32_t>(
-        std::clamp<std::size_t>(budget_ / (std::size_t{8} * kClassBytes[index]), kMinSlots, kMaxSlots));
+        std::clamp<uint64_t>(budget / (uint64_t{8} * kClassBytes[index]), kMinSlots, kMaxSlots));
   }
   size_class* find_or_create(uint32_t index);  // throws std::bad_alloc
   // A block of chunked class `cls` from the young regions, or nullptr once
@@ -393,7 +401,6 @@ class resource_impl {
   };
   const std::size_t largest_;
   const std::size_t max_blocks_;
-  const std::size_t budget_;
   std::atomic<bool> enlisted_{false};
   // Construction order, for fork(): outer resources before inner ones.
   const uint64_t order_ = next_order();
@@ -443,12 +450,12 @@ uint32_t resource_impl::classes_in_use(const void* ctx, uint32_t* out) noexcept 
   return n;
 }
 
-uint32_t resource_impl::capacity_of(const void* ctx, uint32_t cls) noexcept {
-  return static_cast<const resource_impl*>(ctx)->slots_for(cls);
+uint32_t resource_impl::capacity_of(const void*, uint32_t cls, uint64_t budget) noexcept {
+  return slots_for(cls, budget);
 }
 
-uint32_t resource_impl::batch_of(const void* ctx, uint32_t cls) noexcept {
-  return std::max<uint32_t>(static_cast<const resource_impl*>(ctx)->slots_for(cls) / 2, 1);
+uint32_t resource_impl::batch_of(const void*, uint32_t cls, uint64_t budget) noexcept {
+  return std::max<uint32_t>(slots_for(cls, budget) / 2, 1);
 }
 
 uint64_t resource_impl::weight_of(const void*, uint32_t cls) noexcept { return kClassBytes[cls]; }
@@ -1413,6 +1420,10 @@ namespace internal {
 void testing_hooks::end_young_phase(pool_resource& r) noexcept {
   r.impl().young_.over.store(true, std::memory_order_relaxed);
 }
+
+uint64_t testing_hooks::thread_budget(pool_resource& r) noexcept { return thread_budget(r.impl().engine_); }
+
+uint64_t testing_hooks::growth_granted(pool_resource& r) noexcept { return growth_granted(r.impl().engine_); }
 
 void testing_hooks::hold_reset_lock(pool_resource& r, bool on) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (on) {

@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <latch>
 #include <limits>
 #include <list>
 #include <map>
@@ -1603,6 +1605,143 @@ TEST(PoolResourceAsan, WriteAfterDeallocateIsReported) {
     }
   }
 #endif
+}
+
+// ---- The per-thread budget: starts small, grows with churn, halves each
+// collect cycle, bounded per thread and per resource (pool_resource.h).
+
+using syncpool::internal::testing_hooks;
+
+constexpr std::size_t kInitialBudget = std::size_t{64} << 10;
+
+// Allocates `per_size` blocks of every size, then frees them newest first.
+void churn_round(pool_resource& r, const std::vector<std::size_t>& sizes, int per_size) {
+  std::vector<std::pair<void*, std::size_t>> held;
+  for (const std::size_t size : sizes) {
+    for (int i = 0; i < per_size; ++i) held.emplace_back(r.allocate(size), size);
+  }
+  for (auto it = held.rbegin(); it != held.rend(); ++it) r.deallocate(it->first, it->second);
+}
+
+// 16 classes, 256 B .. 4 KiB.
+std::vector<std::size_t> churn_sizes() {
+  std::vector<std::size_t> sizes;
+  for (std::size_t size = 256; size <= 4096; size += 256) sizes.push_back(size);
+  return sizes;
+}
+
+void touch(pool_resource& r) { r.deallocate(r.allocate(64), 64); }
+
+TEST(PoolResourceBudget, StartsAt64KiBAndGrowsByDoublingToThreadCacheBytesWhileTheThreadChurns) {
+  syncpool::pool_resource_options opts;
+  opts.thread_cache_bytes = std::size_t{1} << 20;
+  pool_resource r(opts);
+  testing_hooks::end_young_phase(r);
+  touch(r);
+  EXPECT_EQ(testing_hooks::thread_budget(r), kInitialBudget);
+  uint64_t last = kInitialBudget;
+  for (int round = 0; round < 30; ++round) {
+    churn_round(r, churn_sizes(), 40);  // about 1.4 MB through the cache
+    const uint64_t now = testing_hooks::thread_budget(r);
+    EXPECT_GE(now, last) << "no collect ran: the budget never shrinks";
+    // Each step doubles it (or reaches the cap).
+    EXPECT_TRUE(now == opts.thread_cache_bytes || (now % kInitialBudget == 0 && std::has_single_bit(now / kInitialBudget)))
+        << now;
+    EXPECT_LE(now, opts.thread_cache_bytes);
+    last = now;
+  }
+  EXPECT_EQ(last, opts.thread_cache_bytes);
+  EXPECT_EQ(testing_hooks::growth_granted(r), opts.thread_cache_bytes - kInitialBudget);
+}
+
+TEST(PoolResourceBudget, AThreadThatUsesEveryClassOnceDoesNotGrowToTheCap) {
+  // What compare_allocators' idle workload does: a warming-up worker.
+  pool_resource r;
+  testing_hooks::end_young_phase(r);
+  for (std::size_t size = 8; size <= 4096; size += size < 128 ? 8 : size / 8) {
+    const int n = static_cast<int>(std::clamp<std::size_t>(32768 / size, 2, 64));
+    churn_round(r, {size}, n);
+  }
+  EXPECT_LE(testing_hooks::thread_budget(r), 2 * kInitialBudget);
+}
+
+TEST(PoolResourceBudget, HalvesAtEachCollectCycleDownTo64KiB) {
+  syncpool::pool_resource_options opts;
+  opts.thread_cache_bytes = std::size_t{1} << 20;
+  pool_resource r(opts);
+  testing_hooks::end_young_phase(r);
+  for (int round = 0; round < 30 && testing_hooks::thread_budget(r) < opts.thread_cache_bytes; ++round) {
+    churn_round(r, churn_sizes(), 40);
+  }
+  ASSERT_EQ(testing_hooks::thread_budget(r), opts.thread_cache_bytes);
+  for (uint64_t want : {512u << 10, 256u << 10, 128u << 10, 64u << 10, 64u << 10}) {
+    r.collect();
+    touch(r);  // the thread comes back: its cache was aged
+    EXPECT_EQ(testing_hooks::thread_budget(r), want);
+    EXPECT_EQ(testing_hooks::growth_granted(r), want - kInitialBudget);
+  }
+}
+
+TEST(PoolResourceBudget, ThreadsTogetherGrowByAtMostEightTimesThreadCacheBytes) {
+  syncpool::pool_resource_options opts;
+  opts.thread_cache_bytes = std::size_t{256} << 10;
+  const uint64_t limit = 8 * opts.thread_cache_bytes;
+  pool_resource r(opts);
+  testing_hooks::end_young_phase(r);
+  // Each thread could grow by 192 KiB: 16 of them want 3 MiB, 1 MiB more
+  // than the resource grants.
+  constexpr int kThreads = 16;
+  std::vector<uint64_t> budgets(kThreads);
+  std::latch grown(kThreads);
+  std::latch read(1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) churn_round(r, churn_sizes(), 12);
+      budgets[t] = testing_hooks::thread_budget(r);
+      grown.count_down();
+      read.wait();
+    });
+  }
+  grown.wait();
+  uint64_t growth = 0;
+  for (const uint64_t b : budgets) {
+    EXPECT_GE(b, kInitialBudget);
+    EXPECT_LE(b, opts.thread_cache_bytes);
+    growth += b - kInitialBudget;
+  }
+  EXPECT_EQ(growth, testing_hooks::growth_granted(r));
+  EXPECT_LE(growth, limit);
+  EXPECT_GT(growth, limit / 2) << "the threads churned: they should have grown";
+  read.count_down();
+  for (auto& t : threads) t.join();
+  // The exited threads' caches go at the next cycle, and their growth with them.
+  r.collect();
+  r.collect();
+  EXPECT_EQ(testing_hooks::growth_granted(r), 0u);
+  // So a new thread may grow to the cap again.
+  std::thread([&] {
+    for (int round = 0; round < 30; ++round) churn_round(r, churn_sizes(), 12);
+    EXPECT_EQ(testing_hooks::thread_budget(r), opts.thread_cache_bytes);
+  }).join();
+}
+
+TEST(PoolResourceBudget, ASmallThreadCacheBytesIsAFixedBudget) {
+  syncpool::pool_resource_options opts;
+  opts.thread_cache_bytes = std::size_t{32} << 10;
+  pool_resource r(opts);
+  testing_hooks::end_young_phase(r);
+  for (int round = 0; round < 10; ++round) churn_round(r, churn_sizes(), 40);
+  EXPECT_EQ(testing_hooks::thread_budget(r), opts.thread_cache_bytes);
+  EXPECT_EQ(testing_hooks::growth_granted(r), 0u);
+}
+
+TEST(PoolResourceBudget, TheDefaultIsFourMiBPerThread) {
+  pool_resource r;
+  EXPECT_EQ(r.thread_cache_bytes(), std::size_t{4} << 20);
+  testing_hooks::end_young_phase(r);
+  for (int round = 0; round < 40; ++round) churn_round(r, churn_sizes(), 64);
+  EXPECT_EQ(testing_hooks::thread_budget(r), std::size_t{4} << 20);
 }
 
 }  // namespace

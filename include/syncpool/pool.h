@@ -289,10 +289,10 @@ class pool {
   static internal::class_shared* shared_of(void* self, uint32_t) noexcept {
     return &static_cast<pool*>(self)->shared_;
   }
-  static uint32_t capacity_of(const void* self, uint32_t) noexcept {
+  static uint32_t capacity_of(const void* self, uint32_t, uint64_t) noexcept {
     return static_cast<const pool*>(self)->local_capacity_;
   }
-  static uint32_t batch_of(const void* self, uint32_t) noexcept {
+  static uint32_t batch_of(const void* self, uint32_t, uint64_t) noexcept {
     // A spill moves three quarters of the slots: fewer trips to the depot
     // than halves, and room left on both sides against ping-pong.
     const uint32_t cap = static_cast<const pool*>(self)->local_capacity_;

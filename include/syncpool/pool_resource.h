@@ -66,8 +66,14 @@
 //   - Bad input gets an exception: a non-power-of-two alignment throws
 //     std::invalid_argument; an upstream that throws leaves the resource
 //     consistent. deallocate(nullptr, n) does nothing, as free(nullptr).
-//   - Each thread caches at most `thread_cache_bytes` (default 256 KiB) of
-//     free blocks per resource, all classes together.
+//   - Each thread caches at most `thread_cache_bytes` (default 4 MiB) of
+//     free blocks per resource, all classes together. A thread starts at
+//     64 KiB (or thread_cache_bytes, if smaller) and doubles its budget when
+//     it keeps spilling full slots or taking back blocks it spilled itself
+//     (a few times per class it uses); each collect() cycle halves it, down
+//     to the start. A resource's threads together grow by at most 8 x
+//     thread_cache_bytes above their start: at worst, with T threads,
+//     T x 64 KiB + 32 MiB per resource by default.
 //   - collect() (this one and syncpool::collect()) may run concurrently with
 //     everything, release() and destruction included.
 //   - fork() is safe while other threads use the resource: the child can
@@ -116,16 +122,18 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 704;
+inline constexpr std::size_t kResourceImplBytes = 712;
 }  // namespace internal
 
 // syncpool::pool_resource_options
 //
 // std::pmr::pool_options plus syncpool's own: a pool_resource takes either.
 struct pool_resource_options : std::pmr::pool_options {
-  // Free blocks one thread keeps for itself per resource, all classes
-  // together, in bytes; 0: the default (256 KiB). What is over goes to the
-  // shared depot, where every thread finds it.
+  // The most free blocks one thread keeps for itself per resource, all
+  // classes together, in bytes; 0: the default (4 MiB). A thread starts at
+  // 64 KiB and grows towards this while it churns (see the top of this
+  // file). What is over goes to the shared depot, where every thread finds
+  // it.
   std::size_t thread_cache_bytes = 0;
 };
 

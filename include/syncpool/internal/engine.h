@@ -209,6 +209,9 @@ struct alignas(64) thread_cache {
   std::size_t cls_bytes = 0;  // of `cls` when it is not inline
   batch* spares = nullptr;    // empty batches kept for spills (owner-only)
   uint32_t spare_count = 0;
+  // Spills of full slots and refills from its own spills since its budget
+  // last changed (owner-only; reset with the budget).
+  uint32_t churn = 0;
 };
 
 // The calling thread's view of the engines: a direct-mapped table from an
@@ -262,8 +265,9 @@ struct engine_client {
   uint32_t (*classes_in_use)(const void* ctx, uint32_t* out) noexcept;
   // Slots a thread keeps for class `cls` (>= 1), and how many items a
   // spill or refill moves (>= 1, <= capacity).
-  uint32_t (*capacity)(const void* ctx, uint32_t cls) noexcept;
-  uint32_t (*batch_size)(const void* ctx, uint32_t cls) noexcept;
+  // `budget`: the asking cache's (a growing cache keeps more per class).
+  uint32_t (*capacity)(const void* ctx, uint32_t cls, uint64_t budget) noexcept;
+  uint32_t (*batch_size)(const void* ctx, uint32_t cls, uint64_t budget) noexcept;
   // The weight of one item of class `cls` against a cache's budget.
   uint64_t (*weight)(const void* ctx, uint32_t cls) noexcept;
   // Bookkeeping memory, aligned to `alignment` (<= 64); nullptr when there
@@ -279,7 +283,14 @@ inline constexpr uint32_t kMaxClasses = 128;
 
 struct engine_config {
   uint32_t classes = 1;  // at most kMaxClasses
-  uint64_t budget = 8;  // per thread cache, in weight units
+  uint64_t budget = 8;   // the most one thread cache may hold, in weight units
+  // What a new cache may hold (0: `budget`). A cache grows towards `budget`
+  // while its owner takes back what it spilled itself (its working set is
+  // larger than its budget), and halves back each collect cycle; all the
+  // engine's caches together grow by at most `growth_limit` above their
+  // initial budgets.
+  uint64_t initial_budget = 0;
+  uint64_t growth_limit = 0;
 };
 // (An engine of one class covers it in every cache from the start, so that
 // the fast paths may skip the range test: try_get_fast<true>.)
@@ -301,6 +312,12 @@ struct testing_hooks {
   // Holds (true) or lets go (false) the lock that the resource's release(),
   // stats() and idle reset take, as a stats() call in another thread would.
   static void hold_reset_lock(pool_resource& r, bool on) noexcept;
+  // The calling thread's cache budget in the resource (0: it has no valid
+  // cache there), and the growth its caches were granted together.
+  static uint64_t thread_budget(pool_resource& r) noexcept;
+  static uint64_t growth_granted(pool_resource& r) noexcept;
+  static uint64_t thread_budget(const engine& e) noexcept;
+  static uint64_t growth_granted(const engine& e) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
     return face.engine_;
@@ -532,8 +549,12 @@ class engine {
   void* take_shared(uint32_t cls);
   void give_shared(uint32_t cls, void* item) noexcept;
   class_shared* shared(uint32_t cls) const noexcept { return client_->shared(ctx_, cls); }
-  uint32_t capacity_of(uint32_t cls) const noexcept { return client_->capacity(ctx_, cls); }
-  uint32_t batch_of(uint32_t cls) const noexcept { return client_->batch_size(ctx_, cls); }
+  uint32_t capacity_of(const thread_cache* c, uint32_t cls) const noexcept {
+    return client_->capacity(ctx_, cls, c->budget);
+  }
+  uint32_t batch_of(const thread_cache* c, uint32_t cls) const noexcept {
+    return client_->batch_size(ctx_, cls, c->budget);
+  }
   uint64_t weight_of(uint32_t cls) const noexcept { return client_->weight(ctx_, cls); }
   // Takes a batch from the depot (or the victim) into c's slots for `cls`.
   void* refill_from_shared(thread_cache* c, uint32_t cls);
@@ -546,6 +567,11 @@ class engine {
   void hand_over_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees c's memory (its arrays and spares too); c must be unlinked.
   void free_cache(thread_cache* c) noexcept;
+  // The owner, after it took back a batch it spilled itself: doubles its
+  // budget, within budget_ and what is left of growth_limit_.
+  void grow_budget(thread_cache* c) noexcept;
+  // Halves a cache's budget (not below initial_budget_), its owner out.
+  void shrink_budget(thread_cache* c) noexcept;
   void unlink_cache_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool all_shared_empty_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls f(cls, shared) for each class the face has state for.
@@ -572,7 +598,12 @@ class engine {
   const engine_client* const client_;
   void* const ctx_;
   const uint32_t nclasses_;
-  const uint64_t budget_;
+  const uint64_t budget_;          // a cache's largest budget
+  const uint64_t initial_budget_;  // a new cache's
+  const uint64_t growth_limit_;
+  // The sum over live caches of (budget - initial_budget_): owners raise it
+  // (grow_budget), the engine lock's holders and free_cache lower it.
+  std::atomic<uint64_t> growth_granted_{0};
 
   mutable mutex mu_;
   thread_cache* caches_ ABSL_GUARDED_BY(mu_) = nullptr;  // live and orphaned
