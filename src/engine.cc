@@ -42,6 +42,8 @@ constexpr uint32_t kMaxSpares = 2;
 // A cache's budget grows after this many spills of full slots or refills
 // from its own spills per class it covers (see grow_budget).
 constexpr uint32_t kChurnPerClass = 4;
+// ... and only when there were at most this many slot hits per such event.
+constexpr uint64_t kHitsPerChurn = 32;
 // Empty batches a class keeps at its depot (class_shared::spares).
 constexpr uint32_t kMaxClassSpares = 64;
 
@@ -477,8 +479,18 @@ void engine::grow_budget(thread_cache* c) noexcept {
   // and then reuses some (a server's worker warming up) would grow for
   // nothing. One that keeps spilling full slots or refilling from its own
   // spills, a few times per class it uses, churns through its budget.
-  if (++c->churn < kChurnPerClass * std::max<uint32_t>(c->nclasses, 2)) return;
+  const uint32_t churn = ++c->churn;
+  if (churn < kChurnPerClass * std::max<uint32_t>(c->nclasses, 2)) return;
   c->churn = 0;
+  // Nor where the churn is rare next to the hits: a thread whose classes
+  // drift around a steady footprint spills now and then, and would grow
+  // forever (64 such threads held 15 MiB more in compare_allocators'
+  // threads workload).
+  uint64_t hits = 0;
+  for (uint32_t i = 0; i < c->nclasses; ++i) hits += c->cls[i].hits.get();
+  const uint64_t since = hits - std::min(hits, c->hits_mark);
+  c->hits_mark = hits;
+  if (since > kHitsPerChurn * churn) return;
   const uint64_t want = std::min(c->budget, budget_ - c->budget);
   if (want == 0) return;
   uint64_t granted = growth_granted_.load(std::memory_order_relaxed);

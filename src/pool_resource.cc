@@ -50,10 +50,11 @@ constexpr std::size_t kLargestChunk = std::size_t{64} << 10;
 // A thread's cache starts at kInitialThreadCacheBytes (or thread_cache_bytes
 // when smaller) and grows to thread_cache_bytes while the thread takes back
 // blocks it spilled (see engine_config); a resource's threads together grow
-// by at most kGrowthThreads times thread_cache_bytes.
+// by at most thread_cache_bytes above their start (as tcmalloc bounds all
+// its thread caches together): one busy thread may reach the cap, 64 busy
+// threads share it.
 constexpr std::size_t kDefaultThreadCacheBytes = std::size_t{4} << 20;
 constexpr std::size_t kInitialThreadCacheBytes = std::size_t{64} << 10;
-constexpr std::size_t kGrowthThreads = 8;
 
 // Slots a thread keeps per class: a few for the largest classes, this many
 // for the small ones.
@@ -227,7 +228,7 @@ class resource_impl {
                 std::size_t thread_cache_bytes) noexcept
       : engine_(&kClient, this,
                 engine_config{kClassCount, thread_cache_bytes, std::min(thread_cache_bytes, kInitialThreadCacheBytes),
-                              kGrowthThreads * thread_cache_bytes}),
+                              thread_cache_bytes}),
         upstream_(upstream),
         largest_(largest),
         max_blocks_(max_blocks),

@@ -1682,15 +1682,15 @@ TEST(PoolResourceBudget, HalvesAtEachCollectCycleDownTo64KiB) {
   }
 }
 
-TEST(PoolResourceBudget, ThreadsTogetherGrowByAtMostEightTimesThreadCacheBytes) {
+TEST(PoolResourceBudget, ThreadsTogetherGrowByAtMostThreadCacheBytes) {
   syncpool::pool_resource_options opts;
-  opts.thread_cache_bytes = std::size_t{256} << 10;
-  const uint64_t limit = 8 * opts.thread_cache_bytes;
+  opts.thread_cache_bytes = std::size_t{512} << 10;
+  const uint64_t limit = opts.thread_cache_bytes;
   pool_resource r(opts);
   testing_hooks::end_young_phase(r);
-  // Each thread could grow by 192 KiB: 16 of them want 3 MiB, 1 MiB more
-  // than the resource grants.
-  constexpr int kThreads = 16;
+  // Each thread could grow by 448 KiB: 4 of them want 1.75 MiB, 3.5 times
+  // what the resource grants.
+  constexpr int kThreads = 4;
   std::vector<uint64_t> budgets(kThreads);
   std::latch grown(kThreads);
   std::latch read(1);
@@ -1740,7 +1740,11 @@ TEST(PoolResourceBudget, TheDefaultIsFourMiBPerThread) {
   pool_resource r;
   EXPECT_EQ(r.thread_cache_bytes(), std::size_t{4} << 20);
   testing_hooks::end_young_phase(r);
-  for (int round = 0; round < 40; ++round) churn_round(r, churn_sizes(), 64);
+  // 64 sizes of 128 B .. 8 KiB, 64 blocks each: about 17 MB a round, more
+  // than the cap could keep.
+  std::vector<std::size_t> sizes;
+  for (std::size_t size = 128; size <= 8192; size += 128) sizes.push_back(size);
+  for (int round = 0; round < 20; ++round) churn_round(r, sizes, 64);
   EXPECT_EQ(testing_hooks::thread_budget(r), std::size_t{4} << 20);
 }
 

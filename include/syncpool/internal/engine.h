@@ -210,8 +210,10 @@ struct alignas(64) thread_cache {
   batch* spares = nullptr;    // empty batches kept for spills (owner-only)
   uint32_t spare_count = 0;
   // Spills of full slots and refills from its own spills since its budget
-  // last changed (owner-only; reset with the budget).
+  // last changed (owner-only; reset with the budget), and the slot hits of
+  // all its classes when churn was last weighed (see grow_budget).
   uint32_t churn = 0;
+  uint64_t hits_mark = 0;
 };
 
 // The calling thread's view of the engines: a direct-mapped table from an
