@@ -174,9 +174,9 @@ struct pin_frame {
 
 namespace {
 thread_local constinit pin_frame* t_pins = nullptr;
-std::atomic<uint64_t> g_next_key{1};
+std::atomic<uint64_t> g_next_key{kKeyStep};
 
-uint64_t new_key() noexcept { return g_next_key.fetch_add(1, std::memory_order_relaxed); }
+uint64_t new_key() noexcept { return g_next_key.fetch_add(kKeyStep, std::memory_order_relaxed); }
 }  // namespace
 
 struct engine_registry final : fork_participant {
@@ -289,11 +289,11 @@ void unlink_from_owner(thread_cache* c) {
   // key is zeroed only while `c` still sits beside it, with a
   // compare-and-swap, so at worst a fresh entry of the owner's is lost (it
   // finds its cache again on its slow path).
-  if (t->caches != nullptr) {
-    const uint32_t i = static_cast<uint32_t>(c->valid_key) % kTlsSlots;
-    if (t->caches[i].load(std::memory_order_relaxed) == c) {
-      uint64_t k = t->keys[i].load(std::memory_order_relaxed);
-      if (k != 0) t->keys[i].compare_exchange_strong(k, 0, std::memory_order_relaxed);
+  if (t->table != nullptr) {
+    tls_entry& entry = entry_for(t->table, c->valid_key);
+    if (entry.cache.load(std::memory_order_relaxed) == c) {
+      uint64_t k = entry.key.load(std::memory_order_relaxed);
+      if (k != 0) entry.key.compare_exchange_strong(k, 0, std::memory_order_relaxed);
     }
   }
   if (c->tprev != nullptr) {
@@ -307,9 +307,8 @@ void unlink_from_owner(thread_cache* c) {
 }
 
 void link_to_owner(thread_cache* c, thread_state& t) {
-  // Only a thread links its own caches: its table is t_keys, t_caches.
-  t.keys = t_keys;
-  t.caches = t_caches;
+  // Only a thread links its own caches: its table is t_table.
+  t.table = t_table;
   c->owner = &t;
   c->tprev = nullptr;
   c->tnext = t.owned;
@@ -345,7 +344,7 @@ void release_this_thread() noexcept {
     }
     t.flags |= kExited;
   }
-  for (auto& k : t_keys) k.store(0, std::memory_order_relaxed);
+  for (tls_entry& entry : t_table) entry.key.store(0, std::memory_order_relaxed);
 }
 
 void engine::hand_over_locked(thread_cache* c) {
@@ -355,11 +354,11 @@ void engine::hand_over_locked(thread_cache* c) {
   for (uint32_t i = 0; i < c->nclasses; ++i) {
     class_slots& cs = c->cls[i];
     if (cs.items == nullptr) continue;
-    const uint32_t n = cs.count.load(std::memory_order_relaxed);
+    const uint32_t n = cs.count();
     batch* b = batch::of_items(cs.items);
     cs.items = nullptr;
     cs.capacity = 0;
-    cs.count.store(0, std::memory_order_relaxed);
+    cs.set_count(0);
     if (n == 0) {
       free_batch(b);
       continue;
@@ -487,7 +486,7 @@ void engine::grow_budget(thread_cache* c) noexcept {
   // forever (64 such threads held 15 MiB more in compare_allocators'
   // threads workload).
   uint64_t hits = 0;
-  for (uint32_t i = 0; i < c->nclasses; ++i) hits += c->cls[i].hits.get();
+  for (uint32_t i = 0; i < c->nclasses; ++i) hits += c->cls[i].hits();
   const uint64_t since = hits - std::min(hits, c->hits_mark);
   c->hits_mark = hits;
   if (since > kHitsPerChurn * churn) return;
@@ -537,11 +536,10 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
       for (uint32_t i = c->nclasses; i-- > 0;) {
         class_slots& from = c->cls[i];
         class_slots& to = c->cls[i + shift];
-        to.count.store(from.count.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        to.state.store(from.state.load(std::memory_order_relaxed), std::memory_order_relaxed);
         to.capacity = from.capacity;
         to.refill = from.refill;
         to.items = from.items;
-        to.hits.add(from.hits.get() - to.hits.get());
         to.weight = from.weight;
       }
       for (uint32_t i = 0; i < shift; ++i) {
@@ -576,11 +574,10 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   for (uint32_t i = 0; i < c->nclasses; ++i) {
     const class_slots& from = c->cls[i];
     class_slots& to = table[c->base + i - lo];
-    to.count.store(from.count.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    to.state.store(from.state.load(std::memory_order_relaxed), std::memory_order_relaxed);
     to.capacity = from.capacity;
     to.refill = from.refill;
     to.items = from.items;
-    to.hits.add(from.hits.get());
   }
   void* old = nullptr;
   std::size_t old_bytes = 0;
@@ -602,7 +599,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
 bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
   // Owner, inside its critical section.
   class_slots& cs = slots_of(c, cls);
-  const uint32_t n = cs.count.load(std::memory_order_relaxed);
+  const uint32_t n = cs.count();
   if (cs.items != nullptr && n < cs.capacity) return true;
   const uint32_t cap = capacity_of(c, cls);
   if (cs.items != nullptr && cs.capacity >= cap) return false;  // full: spill
@@ -613,7 +610,7 @@ bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
   if (b == nullptr) return false;
   // new_batch may have asked upstream, which may have called back into
   // syncpool (flush_thread_cache(), say): read the slots only now.
-  const uint32_t now = cs.count.load(std::memory_order_relaxed);
+  const uint32_t now = cs.count();
   if (cs.items != nullptr && now < cs.capacity) {
     keep_spare(c, b);
     return true;
@@ -651,12 +648,12 @@ void engine::age_cache_locked(thread_cache* c, batch_list* dead) {
 void engine::detach_slots_locked(thread_cache* c, bool to_victim, batch_list* dead) {
   for (uint32_t i = 0; i < c->nclasses; ++i) {
     class_slots& cs = c->cls[i];
-    const uint32_t n = cs.count.load(std::memory_order_relaxed);
+    const uint32_t n = cs.count();
     if (n == 0 || cs.items == nullptr) continue;
     batch* b = batch::of_items(cs.items);
     cs.items = nullptr;
     cs.capacity = 0;
-    cs.count.store(0, std::memory_order_relaxed);
+    cs.set_count(0);
     b->count = n;
     if (to_victim) {
       b->origin = nullptr;
@@ -685,9 +682,9 @@ thread_cache* engine::revalidate(thread_state& t) {
     const uint64_t key = key_.load(std::memory_order_relaxed);
     x->valid_key = key;
     x->active_cycle = cycle_;
-    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
-    t_caches[slot].store(x, std::memory_order_relaxed);
-    t_keys[slot].store(key, std::memory_order_relaxed);
+    tls_entry& entry = entry_for(t_table, key);
+    entry.cache.store(x, std::memory_order_relaxed);
+    entry.key.store(key, std::memory_order_relaxed);
     reg.activate(this);
   };
   {
@@ -747,9 +744,9 @@ thread_cache* engine::own_cache(uint32_t cls) {
   thread_state& t = t_thread;
   for (int tries = 0; tries < 4; ++tries) {
     const uint64_t key = load_key();
-    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
+    tls_entry& entry = entry_for(t_table, key);
     thread_cache* c =
-        t_keys[slot].load(std::memory_order_relaxed) == key ? t_caches[slot].load(std::memory_order_relaxed) : nullptr;
+        entry.key.load(std::memory_order_relaxed) == key ? entry.cache.load(std::memory_order_relaxed) : nullptr;
     if (c == nullptr) {
       // Revoked (or new): the engine lock orders us after any collector.
       c = revalidate(t);
@@ -801,7 +798,7 @@ uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
 // engine: spills and refills (the owner, inside its critical section)
 
 bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
-  if (slots_of(c, cls).count.load(std::memory_order_relaxed) == 0) return true;
+  if (slots_of(c, cls).count() == 0) return true;
   class_shared* sh = shared(cls);
   const uint32_t capacity = capacity_of(c, cls);
   batch* fresh = nullptr;  // made out of the lock when the class has no spare
@@ -814,12 +811,12 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
       }
       if (b != nullptr) {
         class_slots& cs = slots_of(c, cls);
-        const uint32_t n = cs.count.load(std::memory_order_relaxed);
+        const uint32_t n = cs.count();
         const uint32_t moved = std::min({n, all ? n : batch_of(c, cls), b->capacity});
         // The oldest leave; the newest (warm in cache) stay.
         std::memcpy(b->items, cs.items, sizeof(void*) * moved);
         std::memmove(cs.items, cs.items + moved, sizeof(void*) * (n - moved));
-        cs.count.store(n - moved, std::memory_order_relaxed);
+        cs.set_count(n - moved);
         c->weight -= weight_of(cls) * moved;
         b->count = moved;
         b->origin = c;
@@ -890,16 +887,16 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
           // becomes the array.
           cs.items = b->items;
           cs.capacity = static_cast<uint16_t>(b->capacity);
-          cs.count.store(b->count, std::memory_order_relaxed);
+          cs.set_count(b->count);
           c->weight += w * b->count;
           class_shared::add_locked(sh->available, -uint64_t{had});
           if (own) grow_budget(c);
           return item;
         }
-        const uint32_t n = cs.count.load(std::memory_order_relaxed);
+        const uint32_t n = cs.count();
         const uint32_t taken = std::min(cs.capacity - n, b->count);
         std::memcpy(cs.items + n, b->items + (b->count - taken), sizeof(void*) * taken);
-        cs.count.store(n + taken, std::memory_order_relaxed);
+        cs.set_count(n + taken);
         b->count -= taken;
         c->weight += w * taken;
       }
@@ -970,13 +967,13 @@ void* engine::take(scope& s, uint32_t cls) {
   thread_cache* c = s.cache;
   if (ABSL_PREDICT_FALSE(c == nullptr)) return take_shared(cls);
   class_slots& cs = slots_of(c, cls);
-  const uint32_t n = cs.count.load(std::memory_order_relaxed);
+  const uint32_t n = cs.count();
   if (n != 0) {
     // The slots had one after all (the cache was just revalidated).
     void* item = cs.items[n - 1];
-    cs.count.store(n - 1, std::memory_order_relaxed);
+    cs.set_count(n - 1);
     c->weight -= weight_of(cls);
-    cs.hits.bump();
+    cs.add_hits(1);
     return item;
   }
   void* item = refill_from_shared(c, cls);
@@ -1010,18 +1007,18 @@ void engine::give(scope& s, uint32_t cls, void* item) noexcept {
       const uint64_t low = c->budget - c->budget / 4;
       for (uint32_t i = c->nclasses; ok && c->weight + w > low && i-- > 0;) {
         const uint32_t k = c->base + i;
-        if (k != cls && slots_of(c, k).count.load(std::memory_order_relaxed) != 0) ok = spill(c, k, /*all=*/true);
+        if (k != cls && slots_of(c, k).count() != 0) ok = spill(c, k, /*all=*/true);
       }
-      while (ok && c->weight + w > low && slots_of(c, cls).count.load(std::memory_order_relaxed) != 0) {
+      while (ok && c->weight + w > low && slots_of(c, cls).count() != 0) {
         ok = spill(c, cls);
       }
     }
     class_slots& cs = slots_of(c, cls);
-    const uint32_t n = cs.count.load(std::memory_order_relaxed);
+    const uint32_t n = cs.count();
     // (An item heavier than the whole budget goes to the depot below.)
     if (ok && cs.items != nullptr && n < cs.capacity && c->weight + w <= c->budget) {
       cs.items[n] = item;
-      cs.count.store(n + 1, std::memory_order_relaxed);
+      cs.set_count(n + 1);
       c->weight += w;
       return;
     }
@@ -1034,12 +1031,12 @@ void engine::flush_this_thread() noexcept {
   thread_state& t = t_thread;
   const uint32_t depth = enter(t);
   const uint64_t key = load_key();
-  const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
-  if (t_keys[slot].load(std::memory_order_relaxed) == key) {
-    thread_cache* c = t_caches[slot].load(std::memory_order_relaxed);
+  tls_entry& entry = entry_for(t_table, key);
+  if (entry.key.load(std::memory_order_relaxed) == key) {
+    thread_cache* c = entry.cache.load(std::memory_order_relaxed);
     for (uint32_t i = 0; i < c->nclasses; ++i) {
       const uint32_t cls = c->base + i;
-      while (slots_of(c, cls).count.load(std::memory_order_relaxed) != 0 && spill(c, cls)) {
+      while (slots_of(c, cls).count() != 0 && spill(c, cls)) {
       }
     }
   }
@@ -1097,7 +1094,7 @@ void engine::collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache**
       // waits for this lock: the cache is ours for now.
       bool had_items = false;
       for (uint32_t i = 0; i < c->nclasses && !had_items; ++i) {
-        had_items = c->cls[i].count.load(std::memory_order_relaxed) != 0;
+        had_items = c->cls[i].count() != 0;
       }
       if (had_items) {
         detach_slots_locked(c, /*to_victim=*/true, dead);
@@ -1117,7 +1114,7 @@ void engine::collect_pass_locked(bool fence_ok, batch_list* dead, thread_cache**
 void engine::unlink_cache_locked(thread_cache* c) {
   // Its hits live on in the classes' retired counters.
   for (uint32_t i = 0; i < c->nclasses; ++i) {
-    const uint64_t h = c->cls[i].hits.get();
+    const uint64_t h = c->cls[i].hits();
     if (h == 0) continue;
     if (class_shared* sh = shared(c->base + i)) {
       spin_lock_guard slock(sh->mu);
@@ -1308,8 +1305,8 @@ engine_stats engine::class_stats(uint32_t cls) const {
   for (const thread_cache* c = caches_; c != nullptr; c = c->next) {
     const uint32_t i = cls - c->base;
     if (i >= c->nclasses) continue;
-    s.local_hits += c->cls[i].hits.get();
-    s.cached += c->cls[i].count.load(std::memory_order_relaxed);
+    s.local_hits += c->cls[i].hits();
+    s.cached += c->cls[i].count();
   }
   s.reaches_idle_threads = asymmetric_fence_available();
   return s;
@@ -1420,9 +1417,9 @@ void testing_hooks::set_cycle(engine& e, uint64_t cycle) noexcept {
 
 uint64_t testing_hooks::thread_budget(const engine& e) noexcept {
   const uint64_t key = e.key_.load(std::memory_order_relaxed);
-  const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
-  if (t_keys[slot].load(std::memory_order_relaxed) != key) return 0;
-  return t_caches[slot].load(std::memory_order_relaxed)->budget;
+  tls_entry& entry = entry_for(t_table, key);
+  if (entry.key.load(std::memory_order_relaxed) != key) return 0;
+  return entry.cache.load(std::memory_order_relaxed)->budget;
 }
 
 uint64_t testing_hooks::growth_granted(const engine& e) noexcept {

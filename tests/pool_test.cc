@@ -815,6 +815,56 @@ TEST(PoolTest, StatsFollowAScriptedSequence) {
   EXPECT_EQ(s.local_hits + s.stolen + s.victim_hits + s.misses, 9u);
 }
 
+// A class's item count and its hit counter share one word (the count in
+// the low 16 bits): a full cache of the largest capacity, filled and
+// emptied many times over, keeps both exact.
+TEST(PoolTest, StatsStayExactWithTheLargestLocalCacheFullAndEmptiedRepeatedly) {
+  constexpr uint32_t kCap = syncpool::pool_options<int>::max_local_capacity;
+  static_assert(kCap < (1u << 16));
+  syncpool::pool<int> p(with_capacity<int>(kCap));
+  std::vector<std::unique_ptr<int>> objects;
+  for (uint32_t i = 0; i < kCap; ++i) objects.push_back(std::make_unique<int>(static_cast<int>(i)));
+  constexpr uint64_t kRounds = 40;
+  for (uint64_t round = 0; round < kRounds; ++round) {
+    for (auto& o : objects) p.put(std::move(o));
+    ASSERT_EQ(p.stats().cached, kCap) << "round " << round;
+    for (auto& o : objects) {
+      o = p.get();
+      ASSERT_NE(o, nullptr) << "round " << round;
+    }
+    ASSERT_EQ(p.stats().cached, 0u) << "round " << round;
+  }
+  const syncpool::pool_stats s = p.stats();
+  EXPECT_EQ(s.local_hits, kRounds * kCap);
+  EXPECT_EQ(s.stolen + s.victim_hits + s.misses, 0u);
+  // Every object came back exactly once per round.
+  std::vector<int> seen;
+  for (auto& o : objects) seen.push_back(*o);
+  std::sort(seen.begin(), seen.end());
+  for (uint32_t i = 0; i < kCap; ++i) ASSERT_EQ(seen[i], static_cast<int>(i));
+}
+
+// A pool with hooks takes put()'s out-of-line path; one without skips it.
+// Both keep what they are given.
+TEST(PoolTest, PutWithAndWithoutHooksCachesTheObject) {
+  syncpool::pool<int> plain;
+  plain.put(std::make_unique<int>(1));
+  EXPECT_EQ(plain.stats().cached, 1u);
+  int resets = 0;
+  syncpool::pool_options<int> o;
+  o.reset = [&resets](int& v) {
+    v = 0;
+    ++resets;
+  };
+  syncpool::pool<int> hooked(std::move(o));
+  hooked.put(std::make_unique<int>(7));
+  hooked.put(nullptr);
+  EXPECT_EQ(resets, 1);
+  auto back = hooked.get();
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(*back, 0);
+}
+
 // ---------------------------------------------------------------------------
 // Stress: no object is ever held twice; every object is destroyed once.
 

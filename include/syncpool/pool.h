@@ -243,17 +243,17 @@ class pool {
 
   // A cached object if there is one, else factory() (nullptr without one).
   pointer get() {
-    if (void* obj = engine_.template try_get_fast<true>(0)) return pointer(static_cast<T*>(obj));
-    return get_miss();
+    void* obj = engine_.template try_get_fast<true>(0);
+    if (ABSL_PREDICT_FALSE(obj == nullptr)) return get_miss();
+    return pointer(static_cast<T*>(obj));
   }
 
   // Gives `obj` to the pool (nullptr is ignored). The pool may keep it for a
   // later get() on any thread, or destroy it. Never throws (unless `reset`
   // or `retain_if` do, which they must not).
   void put(pointer obj) noexcept {
+    if (ABSL_PREDICT_FALSE(hooks_)) return put_with_hooks(std::move(obj));
     if (obj == nullptr) return;
-    if (retain_if_ && !retain_if_(std::as_const(*obj))) return;  // destroyed here
-    if (reset_) reset_(*obj);
     engine_.template put<true>(0, obj.release());
   }
 
@@ -274,11 +274,20 @@ class pool {
     return nullptr;
   }
 
+  // Out of line too: put() without hooks calls nothing before the engine.
+  ABSL_ATTRIBUTE_NOINLINE void put_with_hooks(pointer obj) noexcept {
+    if (obj == nullptr) return;
+    if (retain_if_ && !retain_if_(std::as_const(*obj))) return;  // destroyed here
+    if (reset_) reset_(*obj);
+    engine_.template put<true>(0, obj.release());
+  }
+
   pool(internal::pool_factory<pointer> factory, pool_options<T> options, construct_tag)
       : factory_(std::move(factory)),
         reset_(std::move(options.reset)),
         retain_if_(std::move(options.retain_if)),
         local_capacity_(internal::checked_local_capacity(options.local_capacity)),
+        hooks_(static_cast<bool>(reset_) || static_cast<bool>(retain_if_)),
         engine_(&kClient, this, internal::engine_config{1, local_capacity_}) {}
 
   // The engine's view of this face: one class of T objects, each weighing
@@ -319,6 +328,7 @@ class pool {
   const std::function<void(T&)> reset_;
   const std::function<bool(const T&)> retain_if_;
   const uint32_t local_capacity_;
+  const bool hooks_;  // reset_ or retain_if_ set
   // The depot and victim; outlives the engine, which empties it.
   internal::class_shared shared_;
   // Last: destroyed first, while the members above still exist.

@@ -67,18 +67,6 @@ namespace internal {
 class engine;
 struct thread_cache;
 
-// A counter written by one thread and read by any: relaxed load + store, so
-// the hot path pays a plain `add` to memory, never a locked instruction.
-class owner_counter {
- public:
-  void bump() noexcept { v_.store(v_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-  void add(uint64_t n) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
-
 // Where the items handed out by an engine (or one class of it) came from,
 // and what it holds. A snapshot: running threads' counters move meanwhile.
 struct engine_stats {
@@ -178,12 +166,28 @@ struct class_shared {
 // holds the engine lock while the owner is known to be out (see the top).
 // 32 bytes: the hot path indexes it with a shift.
 struct class_slots {
-  std::atomic<uint32_t> count{0};  // stats() reads it
-  uint16_t capacity = 0;           // of `items`; 0: no array
-  uint16_t refill = 0;             // how many the face makes at the next miss
-  void** items = nullptr;          // a batch's items (batch::of_items)
-  owner_counter hits;
-  uint64_t weight = 0;  // of one item against the cache's budget
+  // The items in `items` (the low 16 bits) and the hits the slots served
+  // (the 48 bits above, wrapping): one word, so that a hit pays one load and
+  // one store for both. stats() reads it.
+  std::atomic<uint64_t> state{0};
+  uint16_t capacity = 0;  // of `items`; 0: no array
+  uint16_t refill = 0;    // how many the face makes at the next miss
+  void** items = nullptr;  // a batch's items (batch::of_items)
+  uint64_t weight = 0;     // of one item against the cache's budget
+
+  static constexpr unsigned kCountBits = 16;
+  static constexpr uint64_t kCountMask = (uint64_t{1} << kCountBits) - 1;
+  // Added to `state` by a hit: one hit more, one item less.
+  static constexpr uint64_t kHit = (uint64_t{1} << kCountBits) - 1;
+
+  uint32_t count() const noexcept { return static_cast<uint32_t>(state.load(std::memory_order_relaxed) & kCountMask); }
+  void set_count(uint32_t n) noexcept {
+    state.store((state.load(std::memory_order_relaxed) & ~kCountMask) | n, std::memory_order_relaxed);
+  }
+  uint64_t hits() const noexcept { return state.load(std::memory_order_relaxed) >> kCountBits; }
+  void add_hits(uint64_t n) noexcept {
+    state.store(state.load(std::memory_order_relaxed) + (n << kCountBits), std::memory_order_relaxed);
+  }
 };
 static_assert(sizeof(class_slots) == 32);
 
@@ -221,6 +225,18 @@ struct alignas(64) thread_cache {
 // the `busy` word of the asymmetric fence.
 inline constexpr uint32_t kTlsSlots = 64;
 
+// One entry of that table. Atomic only so that a dying cache's entry can be
+// cleared by another thread (relaxed: plain loads and stores).
+struct tls_entry {
+  std::atomic<uint64_t> key{0};  // 0: empty
+  std::atomic<thread_cache*> cache{nullptr};
+};
+
+// Engine keys step by the size of an entry, so that a key's entry lies at
+// byte offset key % (kTlsSlots * kKeyStep): one `and` on the hot path.
+inline constexpr uint64_t kKeyStep = sizeof(tls_entry);
+static_assert(kKeyStep == 16);
+
 struct thread_state {
   // The asymmetric fence's word, in two halves: the fast paths raise `fast`
   // (they never nest); slow paths count their nesting in `depth` (a face
@@ -230,13 +246,9 @@ struct thread_state {
   std::atomic<uint32_t> depth{0};
   uint32_t flags = 0;                // kHooked, kExited
   thread_cache* owned = nullptr;     // this thread's caches (registry lock)
-  // This thread's t_keys and t_caches, for a collector that frees one of its
-  // caches (set on first use).
-  std::atomic<uint64_t>* keys = nullptr;
-  std::atomic<thread_cache*>* caches = nullptr;
-  // The table from an engine's key to this thread's cache: t_keys and
-  // t_caches below (arrays of their own, so that the hot path addresses
-  // them straight off the thread pointer).
+  // This thread's t_table, for a collector that frees one of its caches
+  // (set on first use).
+  tls_entry* table = nullptr;
 
   bool busy() const noexcept {
 #ifdef SYNCPOOL_TSAN
@@ -248,11 +260,12 @@ struct thread_state {
 };
 
 inline thread_local constinit thread_state t_thread{};
-// A direct-mapped table from an engine's key to this thread's cache in it.
-// Atomic only so that a dying cache's entries can be cleared by another
-// thread (relaxed: plain loads and stores).
-inline thread_local constinit std::atomic<uint64_t> t_keys[kTlsSlots] = {};
-inline thread_local constinit std::atomic<thread_cache*> t_caches[kTlsSlots] = {};
+inline thread_local constinit tls_entry t_table[kTlsSlots] = {};
+
+// The entry of `table` that a key maps to.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline tls_entry& entry_for(tls_entry* table, uint64_t key) noexcept {
+  return table[(key / kKeyStep) % kTlsSlots];
+}
 
 // What an engine needs from its face: one static table per face type.
 struct engine_client {
@@ -346,18 +359,21 @@ class engine {
     enter_fast(t);
     void* item = nullptr;
     const uint64_t key = load_key();
-    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
-    if (ABSL_PREDICT_TRUE(t_keys[slot].load(std::memory_order_relaxed) == key)) {
-      thread_cache* c = t_caches[slot].load(std::memory_order_relaxed);
+    tls_entry& entry = entry_for(t_table, key);
+    if (ABSL_PREDICT_TRUE(entry.key.load(std::memory_order_relaxed) == key)) {
+      thread_cache* c = entry.cache.load(std::memory_order_relaxed);
       const uint32_t i = single ? 0 : cls - c->base;  // wraps below base: fails the test
       if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
         class_slots& cs = c->cls[i];
-        const uint32_t n = cs.count.load(std::memory_order_relaxed);
+        const uint64_t state = cs.state.load(std::memory_order_relaxed);
+        const uint32_t n = static_cast<uint32_t>(state & class_slots::kCountMask);
         if (ABSL_PREDICT_TRUE(n != 0)) {
           item = cs.items[n - 1];
-          cs.count.store(n - 1, std::memory_order_relaxed);
-          c->weight -= cs.weight;
-          cs.hits.bump();
+          // Never null (faces never cache one): lets the caller's miss test
+          // fold into the branches above.
+          ABSL_ASSUME(item != nullptr);
+          cs.state.store(state + class_slots::kHit, std::memory_order_relaxed);
+          if constexpr (!single) c->weight -= cs.weight;
         }
       }
     }
@@ -373,18 +389,19 @@ class engine {
     enter_fast(t);
     bool done = false;
     const uint64_t key = load_key();
-    const uint32_t slot = static_cast<uint32_t>(key) % kTlsSlots;
-    if (ABSL_PREDICT_TRUE(t_keys[slot].load(std::memory_order_relaxed) == key)) {
-      thread_cache* c = t_caches[slot].load(std::memory_order_relaxed);
+    tls_entry& entry = entry_for(t_table, key);
+    if (ABSL_PREDICT_TRUE(entry.key.load(std::memory_order_relaxed) == key)) {
+      thread_cache* c = entry.cache.load(std::memory_order_relaxed);
       const uint32_t i = single ? 0 : cls - c->base;
       if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
         class_slots& cs = c->cls[i];
-        const uint32_t n = cs.count.load(std::memory_order_relaxed);
+        const uint64_t state = cs.state.load(std::memory_order_relaxed);
+        const uint32_t n = static_cast<uint32_t>(state & class_slots::kCountMask);
         const uint64_t weight = c->weight + cs.weight;
-        if (ABSL_PREDICT_TRUE(n < cs.capacity && weight <= c->budget)) {
+        if (ABSL_PREDICT_TRUE(n < cs.capacity && (single || weight <= c->budget))) {
           cs.items[n] = item;
-          cs.count.store(n + 1, std::memory_order_relaxed);
-          c->weight = weight;
+          cs.state.store(state + 1, std::memory_order_relaxed);
+          if constexpr (!single) c->weight = weight;
           done = true;
         }
       }
@@ -557,7 +574,10 @@ class engine {
   uint32_t batch_of(const thread_cache* c, uint32_t cls) const noexcept {
     return client_->batch_size(ctx_, cls, c->budget);
   }
-  uint64_t weight_of(uint32_t cls) const noexcept { return client_->weight(ctx_, cls); }
+  // An engine of one class is bounded by its slots alone (its capacity is
+  // within its budget): its items weigh nothing, so that its fast paths
+  // (try_get_fast<true>) skip the budget.
+  uint64_t weight_of(uint32_t cls) const noexcept { return nclasses_ == 1 ? 0 : client_->weight(ctx_, cls); }
   // Takes a batch from the depot (or the victim) into c's slots for `cls`.
   void* refill_from_shared(thread_cache* c, uint32_t cls);
   // Ages c's content by the cycles it missed (engine lock held).
