@@ -209,11 +209,13 @@ class allocation_checker {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment, std::size_t limit,
                                                       uint32_t& index) noexcept {
   const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
+  const std::size_t last = rounded - 1;  // wraps for 0
   // One test for "a power of two, at most kMaxClassAlignment".
   constexpr std::size_t kTooAligned = ~(2 * kMaxClassAlignment - 1);
-  if (ABSL_PREDICT_FALSE(rounded - 1 >= limit || (alignment & ((alignment - 1) | kTooAligned)) != 0)) return false;
-  if (ABSL_PREDICT_TRUE(rounded <= kTableLimit)) {
-    index = static_cast<uint32_t>(class_index_small(rounded));
+  if (ABSL_PREDICT_FALSE(last >= limit || (alignment & ((alignment - 1) | kTooAligned)) != 0)) return false;
+  static_assert(kTableLimit <= kLargestChunkedClass, "the table's classes take any alignment up to 64");
+  if (ABSL_PREDICT_TRUE(last < kTableLimit)) {
+    index = kIndexByHalf[last >> 1];
     return true;
   }
   if (rounded > kLargestChunkedClass && alignment > kDirectClassAlignment) return false;

@@ -200,8 +200,9 @@ TEST_F(PoolResourceRegression, DestroyingAResourceWhileAnotherThreadCollects) {
 
 // --- Bug 4 (all builds; caught reliably by ASan) ---------------------------
 // With options.largest_required_pool_block below 1 KiB (the fast path's
-// table limit, kTableLimit), pool_resource::do_allocate / do_deallocate index
-// classes_[class_index_small(rounded)] for any rounded size up to 1 KiB
+// table limit, kTableLimit, then; 4 KiB now), pool_resource::do_allocate /
+// do_deallocate index classes_[class_index_small(rounded)] for any rounded
+// size up to 1 KiB
 // without checking it against the number of classes: a request of, say, 500
 // bytes on a resource whose largest class is 64 reads a size_class past the
 // end of the array (and, on deallocate, poisons/caches through it). Native
@@ -213,7 +214,7 @@ void small_largest_block(std::size_t largest) {
   {
     pool_resource pool(std::pmr::pool_options{0, largest}, &up);
     for (std::size_t n : {std::size_t{9}, std::size_t{100}, std::size_t{500}, std::size_t{1000},
-                          std::size_t{1024}}) {
+                          std::size_t{1024}, std::size_t{2000}, std::size_t{4096}}) {
       if (n <= pool.options().largest_required_pool_block) continue;
       void* p = pool.allocate(n, 1);
       void* q = pool.allocate(n, 8);
@@ -225,7 +226,7 @@ void small_largest_block(std::size_t largest) {
 }
 
 TEST_F(PoolResourceRegression, SmallLargestRequiredPoolBlockFastPathStaysInBounds) {
-  for (std::size_t largest : {std::size_t{8}, std::size_t{64}, std::size_t{500}}) {
+  for (std::size_t largest : {std::size_t{8}, std::size_t{64}, std::size_t{500}, std::size_t{2048}}) {
     EXPECT_EXIT(
         {
           small_largest_block(largest);
