@@ -1356,6 +1356,7 @@ pool_resource::pool_resource(const pool_resource_options& options, std::pmr::mem
     : upstream_(upstream), options_(options) {
   if (upstream == nullptr) throw std::invalid_argument("syncpool::pool_resource: upstream is null");
   largest_ = largest_class_for(options.largest_required_pool_block);
+  table_limit_ = std::min(largest_, internal::kTableLimit);
   options_.largest_required_pool_block = largest_;
   // The most blocks a chunk holds (what std::pmr reports here).
   const std::size_t most = internal::kLargestChunk / internal::kSmallestClass;
@@ -1385,13 +1386,41 @@ pool_resource_stats pool_resource::stats() const { return impl().stats(); }
 // The hot path: a pooled request served by the calling thread's cache, with
 // no call, no lock and no atomic read-modify-write. Everything else goes to
 // resource_impl, out of line.
+// The common request (a power-of-two alignment up to 64, a size up to
+// 4 KiB) in a handful of instructions: for a power of two `alignment`,
+// (bytes - 1) | (alignment - 1) is the size rounded up to it, less one (and
+// wraps for 0). Everything else (larger sizes, over-aligned or bad input)
+// goes through pooled_class() out of line.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pool_resource::table_class(std::size_t bytes, std::size_t alignment,
+                                                                    uint32_t& index) const noexcept {
+  const std::size_t mask = alignment - 1;
+  const std::size_t last = (bytes - 1) | mask;
+  if (ABSL_PREDICT_FALSE((alignment & mask) != 0 || mask >= internal::kMaxClassAlignment ||
+                         last >= table_limit_)) {
+    return false;
+  }
+  index = internal::kIndexByHalf[last >> 1];
+  return true;
+}
+
 void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  uint32_t index;
+  if (ABSL_PREDICT_FALSE(!table_class(bytes, alignment, index))) return allocate_other(bytes, alignment);
+  void* p = impl().engine_.try_get_fast(index);
+  if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl().allocate_slow(bytes, alignment);
+  else internal::unpoison(p, internal::kClassBytes[index]);
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  impl().checker().on_allocate(p, bytes, alignment);
+#endif
+  return p;
+}
+
+void* pool_resource::allocate_other(std::size_t bytes, std::size_t alignment) {
   void* p = nullptr;
   uint32_t index;
   if (ABSL_PREDICT_TRUE(internal::pooled_class(bytes, alignment, largest_, index))) {
-    const uint32_t size = internal::kClassBytes[index];
     p = impl().engine_.try_get_fast(index);
-    if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, size);
+    if (ABSL_PREDICT_TRUE(p != nullptr)) internal::unpoison(p, internal::kClassBytes[index]);
   }
   if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl().allocate_slow(bytes, alignment);
 #ifdef SYNCPOOL_DEBUG_CHECKS
@@ -1404,6 +1433,18 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
   // As free(nullptr): nothing to give back, and a null pointer must never
   // enter a cache (it would be handed out, and given back to a chunk).
   if (ABSL_PREDICT_FALSE(p == nullptr)) return;
+  uint32_t index;
+  if (ABSL_PREDICT_FALSE(!table_class(bytes, alignment, index))) return deallocate_other(p, bytes, alignment);
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  impl().checker().on_deallocate(p, bytes, alignment);
+#endif
+  internal::poison(p, internal::kClassBytes[index]);
+  if (ABSL_PREDICT_TRUE(impl().engine_.try_put_fast(index, p))) return;
+  internal::unpoison(p, internal::kClassBytes[index]);  // deallocate_slow poisons it again
+  impl().deallocate_slow(p, bytes, alignment);
+}
+
+void pool_resource::deallocate_other(void* p, std::size_t bytes, std::size_t alignment) {
 #ifdef SYNCPOOL_DEBUG_CHECKS
   impl().checker().on_deallocate(p, bytes, alignment);
 #endif

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory_resource>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -166,6 +168,28 @@ TEST(SizeClasses, ZeroByteRequestsUseTheSmallestClass) {
   r.deallocate(p, 0, 1);
 }
 
+// Every size around the fast path's table (up to 4 KiB) at every pooled
+// alignment: aligned as asked, and all of it writable at once (ASan and the
+// pattern check catch a block that is too small or shared).
+TEST(SizeClasses, EverySizeAtEveryPooledAlignmentIsAlignedAndWhole) {
+  pool_resource r;
+  for (std::size_t align = 1; align <= 64; align *= 2) {
+    std::vector<std::pair<unsigned char*, std::size_t>> blocks;
+    for (std::size_t req = 1; req <= 4200; ++req) {
+      auto* p = static_cast<unsigned char*>(r.allocate(req, align));
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << req << "/" << align;
+      std::memset(p, static_cast<int>(req & 0xff), req);
+      blocks.emplace_back(p, req);
+    }
+    for (const auto& [p, req] : blocks) {
+      for (std::size_t i = 0; i < req; i += 61) {
+        ASSERT_EQ(p[i], static_cast<unsigned char>(req & 0xff)) << req << "/" << align;
+      }
+      r.deallocate(p, req, align);
+    }
+  }
+}
+
 TEST(SizeClasses, AlignmentRoundsTheRequestUp) {
   // (bytes, alignment) is served by the class of bytes rounded up to the
   // alignment (at least the alignment itself), for alignments up to 64;
@@ -174,13 +198,16 @@ TEST(SizeClasses, AlignmentRoundsTheRequestUp) {
   const auto sizes = class_sizes(r);
   for (std::size_t align = 1; align <= 4096; align *= 2) {
     for (std::size_t req : {std::size_t{1}, std::size_t{9}, std::size_t{33}, std::size_t{129},
-                            std::size_t{1000}, std::size_t{4000}}) {
+                            std::size_t{1000}, std::size_t{2047}, std::size_t{4000}, std::size_t{4096},
+                            std::size_t{4097}}) {
       const std::size_t rounded = std::max((req + align - 1) / align * align, align);
       const auto before = r.stats();
       void* p = r.allocate(req, align);
       const auto after = r.stats();
       const int c = moved_class(before, after);
-      if (align > 64) {
+      // Above 4 KiB a class's blocks are plain upstream blocks, aligned as
+      // upstream aligns by default: more aligned requests go there directly.
+      if (align > 64 || (rounded > 4096 && align > alignof(std::max_align_t))) {
         EXPECT_EQ(c, -1) << req << "/" << align;
         EXPECT_EQ(after.direct_allocations, before.direct_allocations + 1) << req << "/" << align;
         EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << req << "/" << align;

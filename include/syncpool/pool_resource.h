@@ -204,11 +204,17 @@ class pool_resource : public std::pmr::memory_resource {
   friend struct internal::testing_hooks;
   internal::resource_impl& impl() noexcept;
   const internal::resource_impl& impl() const noexcept;
+  // The fast path's classification, and the out-of-line paths of requests
+  // it leaves (see pool_resource.cc).
+  bool table_class(std::size_t bytes, std::size_t alignment, uint32_t& index) const noexcept;
+  void* allocate_other(std::size_t bytes, std::size_t alignment);
+  void deallocate_other(void* p, std::size_t bytes, std::size_t alignment);
 
   std::pmr::memory_resource* const upstream_;
   std::pmr::pool_options options_;
   std::size_t thread_cache_bytes_ = 0;
-  std::size_t largest_ = 0;  // the largest class, for the inline fast path
+  std::size_t largest_ = 0;      // the largest class, for the inline fast path
+  std::size_t table_limit_ = 0;  // min(largest_, 4 KiB): the fast path's sizes
   alignas(std::max_align_t) unsigned char impl_[internal::kResourceImplBytes];
 };
 
