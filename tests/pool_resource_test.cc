@@ -1682,15 +1682,15 @@ TEST(PoolResourceBudget, HalvesAtEachCollectCycleDownTo64KiB) {
   }
 }
 
-TEST(PoolResourceBudget, ThreadsTogetherGrowByAtMostThreadCacheBytes) {
+TEST(PoolResourceBudget, ThreadsTogetherGrowByAtMostFourTimesThreadCacheBytes) {
   syncpool::pool_resource_options opts;
-  opts.thread_cache_bytes = std::size_t{512} << 10;
-  const uint64_t limit = opts.thread_cache_bytes;
+  opts.thread_cache_bytes = std::size_t{256} << 10;
+  const uint64_t limit = 4 * opts.thread_cache_bytes;
   pool_resource r(opts);
   testing_hooks::end_young_phase(r);
-  // Each thread could grow by 448 KiB: 4 of them want 1.75 MiB, 3.5 times
+  // Each thread could grow by 192 KiB: 12 of them want 2.25 MiB, 2.25 times
   // what the resource grants.
-  constexpr int kThreads = 4;
+  constexpr int kThreads = 12;
   std::vector<uint64_t> budgets(kThreads);
   std::latch grown(kThreads);
   std::latch read(1);

@@ -72,8 +72,8 @@
 //     it keeps spilling full slots or taking back blocks it spilled itself
 //     (a few times per class it uses, with few hits in between); each
 //     collect() cycle halves it, down to the start. A resource's threads
-//     together grow by at most thread_cache_bytes above their start: at
-//     worst, with T threads, T x 64 KiB + 4 MiB per resource by default.
+//     together grow by at most 4 x thread_cache_bytes above their start: at
+//     worst, with T threads, T x 64 KiB + 16 MiB per resource by default.
 //   - collect() (this one and syncpool::collect()) may run concurrently with
 //     everything, release() and destruction included.
 //   - fork() is safe while other threads use the resource: the child can
