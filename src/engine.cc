@@ -46,6 +46,8 @@ constexpr uint32_t kChurnPerClass = 4;
 constexpr uint64_t kHitsPerChurn = 32;
 // Empty batches a class keeps at its depot (class_shared::spares).
 constexpr uint32_t kMaxClassSpares = 64;
+// The share of the budget a class may take from the others (in items).
+constexpr uint32_t kFloorSlots = 4;
 
 }  // namespace
 
@@ -358,6 +360,7 @@ void engine::hand_over_locked(thread_cache* c) {
     batch* b = batch::of_items(cs.items);
     cs.items = nullptr;
     cs.capacity = 0;
+    cs.array = 0;
     cs.set_count(0);
     if (n == 0) {
       free_batch(b);
@@ -370,7 +373,7 @@ void engine::hand_over_locked(thread_cache* c) {
     (aged ? sh->victim : sh->depot).push(b);
     class_shared::add_locked(sh->available, n);
   }
-  c->weight = 0;
+  c->reserved = 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -539,6 +542,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
         to.state.store(from.state.load(std::memory_order_relaxed), std::memory_order_relaxed);
         to.capacity = from.capacity;
         to.refill = from.refill;
+        to.array = from.array;
         to.items = from.items;
         to.weight = from.weight;
       }
@@ -577,6 +581,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
     to.state.store(from.state.load(std::memory_order_relaxed), std::memory_order_relaxed);
     to.capacity = from.capacity;
     to.refill = from.refill;
+    to.array = from.array;
     to.items = from.items;
   }
   void* old = nullptr;
@@ -599,30 +604,80 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
 bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
   // Owner, inside its critical section.
   class_slots& cs = slots_of(c, cls);
-  const uint32_t n = cs.count();
-  if (cs.items != nullptr && n < cs.capacity) return true;
+  if (cs.count() < cs.capacity) return true;
   const uint32_t cap = capacity_of(c, cls);
-  if (cs.items != nullptr && cs.capacity >= cap) return false;  // full: spill
-  // Arrays start small and double: a thread that keeps a few items of a
+  if (cs.capacity >= cap) return false;  // full: spill
+  // Shares start small and double: a thread that keeps a few items of a
   // class pays for a few slots.
-  const uint32_t want = cs.items == nullptr ? std::min<uint32_t>(cap, 4) : std::min<uint32_t>(cap, cs.capacity * 2);
-  batch* b = new_batch(c, want);
-  if (b == nullptr) return false;
-  // new_batch may have asked upstream, which may have called back into
-  // syncpool (flush_thread_cache(), say): read the slots only now.
-  const uint32_t now = cs.count();
-  if (cs.items != nullptr && now < cs.capacity) {
-    keep_spare(c, b);
-    return true;
+  const uint32_t want = cs.capacity == 0 ? std::min<uint32_t>(cap, 4) : std::min<uint32_t>(cap, cs.capacity * 2);
+  return grow_slots(c, cls, want) && cs.count() < cs.capacity;
+}
+
+bool engine::grow_slots(thread_cache* c, uint32_t cls, uint32_t want) noexcept {
+  class_slots& cs = slots_of(c, cls);
+  if (want <= cs.capacity) return false;
+  const uint64_t w = cs.weight;
+  // Every class may have a few slots (kFloorSlots): below that, a class
+  // takes from the others when the budget is full. Above it, a class grows
+  // only into free room, and a full class spills a batch instead: with
+  // the budget shared out, the shares stay put and a free that finds its
+  // class full pays one spill per half share, not a search of the table.
+  const uint32_t floor = std::min(capacity_of(c, cls), kFloorSlots);
+  if (w != 0 && cs.capacity < floor && c->reserved + uint64_t{floor - cs.capacity} * w > c->budget) {
+    // Down to three quarters of the budget, so that the next classes find
+    // room: first the room others hold and do not use (half of it, so
+    // that they do not fault on their next free), the heaviest classes
+    // first; then whole shares, a class spilling all it holds as one
+    // batch.
+    const uint64_t low = c->budget - c->budget / 4;
+    const uint64_t need = uint64_t{floor - cs.capacity} * w;
+    for (uint32_t i = c->nclasses; c->reserved + need > low && i-- > 0;) {
+      class_slots& other = c->cls[i];
+      const uint32_t n = other.count();
+      if (c->base + i == cls || other.capacity <= n) continue;
+      const uint32_t keep = n + (other.capacity - n) / 2;
+      c->reserved -= uint64_t{other.capacity - keep} * other.weight;
+      other.capacity = static_cast<uint16_t>(keep);
+    }
+    for (uint32_t i = c->nclasses; c->reserved + need > low && i-- > 0;) {
+      const uint32_t k = c->base + i;
+      if (k != cls && c->cls[i].capacity != 0 && !release_share(c, k)) break;
+    }
   }
-  batch* old = nullptr;
-  if (cs.items != nullptr) {
-    std::memcpy(b->items, cs.items, sizeof(void*) * now);
-    old = batch::of_items(cs.items);
+  uint32_t granted = want;
+  if (w != 0) {
+    const uint64_t room = c->budget - std::min(c->budget, c->reserved);
+    granted = cs.capacity + static_cast<uint32_t>(std::min<uint64_t>(want - cs.capacity, room / w));
   }
-  cs.items = b->items;
-  cs.capacity = static_cast<uint16_t>(want);
-  if (old != nullptr) free_batch(old);
+  if (granted <= cs.capacity) return false;
+  if (cs.array < granted) {
+    // Arrays double (`want`), whatever share they hold now.
+    batch* b = new_batch(c, want);
+    if (b == nullptr) return false;
+    // new_batch may have asked upstream, which may have called back into
+    // syncpool (flush_thread_cache(), say): read the slots only now.
+    const uint32_t now = cs.count();
+    batch* old = nullptr;
+    if (cs.items != nullptr) {
+      std::memcpy(b->items, cs.items, sizeof(void*) * now);
+      old = batch::of_items(cs.items);
+    }
+    cs.items = b->items;
+    cs.array = static_cast<uint16_t>(want);
+    if (old != nullptr) free_batch(old);
+  }
+  c->reserved += uint64_t{granted - cs.capacity} * w;
+  cs.capacity = static_cast<uint16_t>(granted);
+  return true;
+}
+
+bool engine::release_share(thread_cache* c, uint32_t cls) noexcept {
+  class_slots& cs = slots_of(c, cls);
+  while (cs.count() != 0) {
+    if (!spill(c, cls, /*all=*/true)) return false;
+  }
+  c->reserved -= uint64_t{cs.capacity} * cs.weight;
+  cs.capacity = 0;
   return true;
 }
 
@@ -649,10 +704,12 @@ void engine::detach_slots_locked(thread_cache* c, bool to_victim, batch_list* de
   for (uint32_t i = 0; i < c->nclasses; ++i) {
     class_slots& cs = c->cls[i];
     const uint32_t n = cs.count();
-    if (n == 0 || cs.items == nullptr) continue;
+    // Every share goes: the owner asks again for what it still needs.
+    cs.capacity = 0;
+    if (n == 0 || cs.items == nullptr) continue;  // an empty array stays
     batch* b = batch::of_items(cs.items);
     cs.items = nullptr;
-    cs.capacity = 0;
+    cs.array = 0;
     cs.set_count(0);
     b->count = n;
     if (to_victim) {
@@ -666,7 +723,7 @@ void engine::detach_slots_locked(thread_cache* c, bool to_victim, batch_list* de
       dead->push(b);
     }
   }
-  c->weight = 0;
+  c->reserved = 0;
   // A cycle has passed: what the owner needs now shows again by its
   // growing back.
   shrink_budget(c);
@@ -812,12 +869,11 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
       if (b != nullptr) {
         class_slots& cs = slots_of(c, cls);
         const uint32_t n = cs.count();
-        const uint32_t moved = std::min({n, all ? n : batch_of(c, cls), b->capacity});
+        const uint32_t moved = std::min({n, all ? n : std::min(batch_of(c, cls), std::max<uint32_t>(cs.capacity / 2, 1)), b->capacity});
         // The oldest leave; the newest (warm in cache) stay.
         std::memcpy(b->items, cs.items, sizeof(void*) * moved);
         std::memmove(cs.items, cs.items + moved, sizeof(void*) * (n - moved));
         cs.set_count(n - moved);
-        c->weight -= weight_of(cls) * moved;
         b->count = moved;
         b->origin = c;
         b->next = nullptr;
@@ -851,6 +907,14 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
   // age out unless asked for one by one (as Go does). One lock in all.
   class_shared* sh = shared(cls);
   if (sh == nullptr || sh->available.load(std::memory_order_relaxed) == 0) return nullptr;
+  // Room for a batch first, out of the class's lock: a larger share may
+  // take other classes' (spilling them) and a new array (from the face).
+  // Best effort: what does not fit stays in the depot.
+  {
+    const class_slots& cs = slots_of(c, cls);
+    const uint32_t want = std::min(capacity_of(c, cls), std::max<uint32_t>(batch_of(c, cls), 4));
+    if (cs.capacity < want) grow_slots(c, cls, want);
+  }
   batch* empty = nullptr;  // a batch left empty, for the thread's spares
   void* item = nullptr;
   // The batch is one this cache spilled: its working set outgrew its budget.
@@ -881,24 +945,15 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
         own = b->origin == c;
         class_shared::add_locked(own ? sh->retired_hits : sh->stolen, 1);
         class_slots& cs = slots_of(c, cls);
-        const uint64_t w = weight_of(cls);
-        if (cs.items == nullptr) {
-          // No array (a collector took it, or never had one): the batch
-          // becomes the array.
-          cs.items = b->items;
-          cs.capacity = static_cast<uint16_t>(b->capacity);
-          cs.set_count(b->count);
-          c->weight += w * b->count;
-          class_shared::add_locked(sh->available, -uint64_t{had});
-          if (own) grow_budget(c);
-          return item;
-        }
         const uint32_t n = cs.count();
-        const uint32_t taken = std::min(cs.capacity - n, b->count);
-        std::memcpy(cs.items + n, b->items + (b->count - taken), sizeof(void*) * taken);
-        cs.set_count(n + taken);
-        b->count -= taken;
-        c->weight += w * taken;
+        // (No array, or no share: the pre-grow above found no memory or no
+        // room; the rest stays in the depot.)
+        const uint32_t taken = cs.items == nullptr ? 0 : std::min(cs.capacity - std::min<uint32_t>(n, cs.capacity), b->count);
+        if (taken != 0) {
+          std::memcpy(cs.items + n, b->items + (b->count - taken), sizeof(void*) * taken);
+          cs.set_count(n + taken);
+          b->count -= taken;
+        }
       }
       class_shared::add_locked(sh->available, -uint64_t{had - b->count});
       if (b->count != 0) {
@@ -972,7 +1027,6 @@ void* engine::take(scope& s, uint32_t cls) {
     // The slots had one after all (the cache was just revalidated).
     void* item = cs.items[n - 1];
     cs.set_count(n - 1);
-    c->weight -= weight_of(cls);
     cs.add_hits(1);
     return item;
   }
@@ -986,40 +1040,22 @@ void* engine::take(scope& s, uint32_t cls) {
 void engine::give(scope& s, uint32_t cls, void* item) noexcept {
   thread_cache* c = s.cache;
   if (c != nullptr) {
-    const uint64_t w = weight_of(cls);
-    // Room in the array: grow it, or spill its oldest batch when it is at
-    // full capacity.
+    // Room in the slots: a larger share of the budget, or a spill of the
+    // oldest batch when the share is at its most (or the budget has none
+    // to give).
     bool ok = make_room_in_array(c, cls);
-    if (!ok && spill(c, cls)) {
+    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls)) {
       // The class's slots keep filling up (a consumer of another thread's
       // blocks, say): a larger budget means more slots and larger batches.
       grow_budget(c);
       ok = make_room_in_array(c, cls);
     }
-    if (ok && c->weight + w > c->budget) {
-      // The budget is what is full: spill down to three quarters of it,
-      // the heaviest classes first and this one last, so that the next
-      // frees find room; a class spills all it holds, as one batch.
-      // (Spilling just enough for this item made every free near the
-      // budget a spill of a batch or two items: six times slower on mixed
-      // sizes. Spilling half a class's items at a time still took 0.6
-      // spills per free on compare_allocators' batch.)
-      const uint64_t low = c->budget - c->budget / 4;
-      for (uint32_t i = c->nclasses; ok && c->weight + w > low && i-- > 0;) {
-        const uint32_t k = c->base + i;
-        if (k != cls && slots_of(c, k).count() != 0) ok = spill(c, k, /*all=*/true);
-      }
-      while (ok && c->weight + w > low && slots_of(c, cls).count() != 0) {
-        ok = spill(c, cls);
-      }
-    }
     class_slots& cs = slots_of(c, cls);
     const uint32_t n = cs.count();
     // (An item heavier than the whole budget goes to the depot below.)
-    if (ok && cs.items != nullptr && n < cs.capacity && c->weight + w <= c->budget) {
+    if (ok && n < cs.capacity) {
       cs.items[n] = item;
       cs.set_count(n + 1);
-      c->weight += w;
       return;
     }
   }

@@ -286,10 +286,69 @@ TEST(Budget, AThreadCachesAtMostItsBudgetAllClassesTogether) {
     // depots; what it keeps for itself fits in 16 KiB.
     uint64_t own = 0;
     using namespace syncpool::internal;
-    for (const thread_cache* c = t_thread.owned; c != nullptr; c = c->tnext) own += c->weight;
+    for (const thread_cache* c = t_thread.owned; c != nullptr; c = c->tnext) {
+      uint64_t held = 0;
+      for (uint32_t i = 0; i < c->nclasses; ++i) held += uint64_t{c->cls[i].count()} * c->cls[i].weight;
+      // What the slots hold is within the classes' shares, and the shares
+      // within the budget.
+      EXPECT_LE(held, c->reserved);
+      EXPECT_LE(c->reserved, c->budget);
+      own += held;
+    }
     EXPECT_LE(own, 16u << 10);
     EXPECT_GT(own, 0u);
     EXPECT_GT(r.stats().total.cached_bytes, own);  // the rest is in the depots
+  }).join();
+}
+
+TEST(Budget, AClassFreedAfterOthersFilledTheBudgetStillKeepsAFewBlocks) {
+  // The budget is shared out as the classes' room (what the fast paths
+  // check). Classes that took all of it must not leave a class used later
+  // without slots: it takes a few from them.
+  syncpool::pool_resource_options o;
+  o.thread_cache_bytes = 16 << 10;
+  pool_resource r(o);
+  const std::vector<std::size_t> sizes = every_class(r);
+  std::thread([&] {
+    using namespace syncpool::internal;
+    // Every class of 256 B to 2 KiB, each far past its room (an eighth of
+    // the budget): together they could take twice the budget.
+    std::vector<std::size_t> big;
+    for (std::size_t size : sizes) {
+      if (size >= 256 && size <= 2048) big.push_back(size);
+    }
+    ASSERT_GE(big.size(), 16u);
+    use_every_class(r, big, 64);
+    const thread_cache* c = t_thread.owned;
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->tnext, nullptr);
+    // Now the smallest class (of 16 B or more: smaller requests round up
+    // to 16 at the default alignment) that has no room for four blocks
+    // left: its four blocks stay in its slots.
+    std::size_t small = 0;
+    for (std::size_t size : sizes) {
+      if (size >= 16 && c->reserved + 4 * size > c->budget) {
+        small = size;
+        break;
+      }
+    }
+    ASSERT_NE(small, 0u);
+    ASSERT_LT(small, 256u) << "the big classes left much room: " << c->budget - c->reserved;
+    void* p[4];
+    for (void*& q : p) q = r.allocate(small);
+    for (void* q : p) r.deallocate(q, small);
+    uint32_t small_count = 0;
+    uint64_t held = 0;
+    for (uint32_t i = 0; i < c->nclasses; ++i) {
+      held += uint64_t{c->cls[i].count()} * c->cls[i].weight;
+      if (c->cls[i].weight == small) small_count = c->cls[i].count();
+    }
+    EXPECT_GE(small_count, 4u);
+    EXPECT_LE(held, c->reserved);
+    EXPECT_LE(c->reserved, c->budget);
+    // And they come back from there, newest first.
+    for (int i = 3; i >= 0; --i) EXPECT_EQ(r.allocate(small), p[i]);
+    for (void* q : p) r.deallocate(q, small);
   }).join();
 }
 

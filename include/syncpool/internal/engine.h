@@ -170,9 +170,13 @@ struct class_slots {
   // (the 48 bits above, wrapping): one word, so that a hit pays one load and
   // one store for both. stats() reads it.
   std::atomic<uint64_t> state{0};
-  uint16_t capacity = 0;  // of `items`; 0: no array
-  uint16_t refill = 0;    // how many the face makes at the next miss
-  void** items = nullptr;  // a batch's items (batch::of_items)
+  // How many items the slots may hold: the class's share of the cache's
+  // budget (thread_cache::reserved), so that the fast paths need test
+  // nothing else. At most `array`; 0 when the class holds no share.
+  uint16_t capacity = 0;
+  uint16_t refill = 0;     // how many the face makes at the next miss
+  uint16_t array = 0;      // room in `items`
+  void** items = nullptr;  // a batch's items (batch::of_items); nullptr: no array
   uint64_t weight = 0;     // of one item against the cache's budget
 
   static constexpr unsigned kCountBits = 16;
@@ -197,8 +201,10 @@ struct alignas(64) thread_cache {
   // --- owner-only, hot ---
   uint32_t base = 0;      // the class of cls[0]
   uint32_t nclasses = 0;  // entries of `cls`: classes base .. base + nclasses - 1
-  uint64_t weight = 0;    // of the items in the slots, all classes
-  uint64_t budget = 0;    // the bound on `weight`
+  // The sum over classes of capacity x weight: what the slots could hold,
+  // all classes together. Never above `budget`.
+  uint64_t reserved = 0;
+  uint64_t budget = 0;  // the bound on `reserved`
   class_slots* cls = nullptr;
   // --- guarded by the engine lock (and the registry lock for owner links) ---
   engine* eng = nullptr;
@@ -373,7 +379,6 @@ class engine {
           // fold into the branches above.
           ABSL_ASSUME(item != nullptr);
           cs.state.store(state + class_slots::kHit, std::memory_order_relaxed);
-          if constexpr (!single) c->weight -= cs.weight;
         }
       }
     }
@@ -397,11 +402,9 @@ class engine {
         class_slots& cs = c->cls[i];
         const uint64_t state = cs.state.load(std::memory_order_relaxed);
         const uint32_t n = static_cast<uint32_t>(state & class_slots::kCountMask);
-        const uint64_t weight = c->weight + cs.weight;
-        if (ABSL_PREDICT_TRUE(n < cs.capacity && (single || weight <= c->budget))) {
+        if (ABSL_PREDICT_TRUE(n < cs.capacity)) {
           cs.items[n] = item;
           cs.state.store(state + 1, std::memory_order_relaxed);
-          if constexpr (!single) c->weight = weight;
           done = true;
         }
       }
@@ -552,10 +555,19 @@ class engine {
   thread_cache* new_cache() noexcept;
   // Grows c's class table to cover `cls`; false when out of memory.
   bool cover_class(thread_cache* c, uint32_t cls) noexcept;
-  // Gives class `cls` of c an array with room for one more item (doubling
-  // up to the class's capacity). False when there is no memory, or the
-  // array is at full capacity already and full.
+  // Gives class `cls` of c room for one more item: a larger share of the
+  // budget (doubling up to the class's capacity) and an array to match.
+  // False when there is no memory, or the slots are full at the most they
+  // may hold (then spill).
   bool make_room_in_array(thread_cache* c, uint32_t cls) noexcept;
+  // Raises class `cls`'s capacity towards `want` (at most the class's
+  // capacity) within c's budget, first taking the shares of other classes
+  // (spilling what they hold) when the budget is full; gives it an array of
+  // at least that much. False when nothing was gained.
+  bool grow_slots(thread_cache* c, uint32_t cls, uint32_t want) noexcept;
+  // Spills everything class `cls` of c holds and gives back its share of
+  // the budget (its array stays). False when a spill found no memory.
+  bool release_share(thread_cache* c, uint32_t cls) noexcept;
   batch* new_batch(thread_cache* c, uint32_t capacity) noexcept;
   void free_batch(batch* b) noexcept;
   void keep_spare(thread_cache* c, batch* b) noexcept;
