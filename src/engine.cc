@@ -617,31 +617,37 @@ bool engine::grow_slots(thread_cache* c, uint32_t cls, uint32_t want) noexcept {
   class_slots& cs = slots_of(c, cls);
   if (want <= cs.capacity) return false;
   const uint64_t w = cs.weight;
-  // Every class may have a few slots (kFloorSlots): below that, a class
-  // takes from the others when the budget is full. Above it, a class grows
-  // only into free room, and a full class spills a batch instead: with
-  // the budget shared out, the shares stay put and a free that finds its
-  // class full pays one spill per half share, not a search of the table.
-  const uint32_t floor = std::min(capacity_of(c, cls), kFloorSlots);
-  if (w != 0 && cs.capacity < floor && c->reserved + uint64_t{floor - cs.capacity} * w > c->budget) {
-    // Down to three quarters of the budget, so that the next classes find
-    // room: first the room others hold and do not use (half of it, so
-    // that they do not fault on their next free), the heaviest classes
-    // first; then whole shares, a class spilling all it holds as one
-    // batch.
-    const uint64_t low = c->budget - c->budget / 4;
-    const uint64_t need = uint64_t{floor - cs.capacity} * w;
-    for (uint32_t i = c->nclasses; c->reserved + need > low && i-- > 0;) {
-      class_slots& other = c->cls[i];
-      const uint32_t n = other.count();
-      if (c->base + i == cls || other.capacity <= n) continue;
-      const uint32_t keep = n + (other.capacity - n) / 2;
-      c->reserved -= uint64_t{other.capacity - keep} * other.weight;
-      other.capacity = static_cast<uint16_t>(keep);
-    }
-    for (uint32_t i = c->nclasses; c->reserved + need > low && i-- > 0;) {
-      const uint32_t k = c->base + i;
-      if (k != cls && c->cls[i].capacity != 0 && !release_share(c, k)) break;
+  // Every class may have a few slots (kFloorSlots, and no more than a
+  // quarter of the budget, but one): below that, a class takes from the
+  // others when the budget is full. Above it, a class grows only into free
+  // room, and a full class spills a batch instead: with the budget shared
+  // out, the shares stay put and a free that finds its class full pays one
+  // spill per half share, not a search of the table.
+  if (w != 0 && cs.capacity < kFloorSlots) {
+    const auto quarter = static_cast<uint32_t>(std::min<uint64_t>(c->budget / 4 / w, kFloorSlots));
+    const uint32_t floor = std::min(capacity_of(c, cls), std::max<uint32_t>(quarter, 1));
+    const uint64_t need = cs.capacity < floor ? uint64_t{floor - cs.capacity} * w : 0;
+    // (An item heavier than the budget takes nothing: it goes to the depot.)
+    if (need != 0 && need <= c->budget && c->reserved + need > c->budget) {
+      // Down to three quarters of the budget, so that the next classes
+      // find room (a class heavier than a quarter of it takes only what it
+      // needs): first the room others hold and do not use (half of it, so
+      // that they do not fault on their next free), the heaviest classes
+      // first; then whole shares, a class spilling all it holds as one
+      // batch.
+      const uint64_t low = need <= c->budget / 4 ? c->budget - c->budget / 4 : c->budget;
+      for (uint32_t i = c->nclasses; c->reserved + need > low && i-- > 0;) {
+        class_slots& other = c->cls[i];
+        const uint32_t n = other.count();
+        if (c->base + i == cls || other.capacity <= n) continue;
+        const uint32_t keep = n + (other.capacity - n) / 2;
+        c->reserved -= uint64_t{other.capacity - keep} * other.weight;
+        other.capacity = static_cast<uint16_t>(keep);
+      }
+      for (uint32_t i = c->nclasses; c->reserved + need > low && i-- > 0;) {
+        const uint32_t k = c->base + i;
+        if (k != cls && c->cls[i].capacity != 0 && !release_share(c, k)) break;
+      }
     }
   }
   uint32_t granted = want;
@@ -907,9 +913,10 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
   // age out unless asked for one by one (as Go does). One lock in all.
   class_shared* sh = shared(cls);
   if (sh == nullptr || sh->available.load(std::memory_order_relaxed) == 0) return nullptr;
-  // Room for a batch first, out of the class's lock: a larger share may
-  // take other classes' (spilling them) and a new array (from the face).
-  // Best effort: what does not fit stays in the depot.
+  // Room for a batch first, out of the class's lock: a larger share (a
+  // class below its few slots takes them from other classes' shares,
+  // spilling them; see grow_slots) and a new array (from the face). Best
+  // effort: what does not fit stays in the depot.
   {
     const class_slots& cs = slots_of(c, cls);
     const uint32_t want = std::min(capacity_of(c, cls), std::max<uint32_t>(batch_of(c, cls), 4));
@@ -1070,11 +1077,9 @@ void engine::flush_this_thread() noexcept {
   tls_entry& entry = entry_for(t_table, key);
   if (entry.key.load(std::memory_order_relaxed) == key) {
     thread_cache* c = entry.cache.load(std::memory_order_relaxed);
-    for (uint32_t i = 0; i < c->nclasses; ++i) {
-      const uint32_t cls = c->base + i;
-      while (slots_of(c, cls).count() != 0 && spill(c, cls)) {
-      }
-    }
+    // Each class's share of the budget goes too: what the thread does next
+    // asks for room afresh.
+    for (uint32_t i = 0; i < c->nclasses; ++i) release_share(c, c->base + i);
   }
   leave(t, depth);
 }

@@ -104,6 +104,27 @@ void use_every_class(pool_resource& r, const std::vector<std::size_t>& sizes, in
   for (auto& [p, n] : held) r.deallocate(p, n);
 }
 
+// The bookkeeping of a thread's cache: the classes' shares add up to
+// `reserved`, within the budget; each class holds at most its share, in an
+// array at least that large.
+void expect_consistent_shares(const syncpool::internal::thread_cache* c) {
+  using syncpool::internal::batch;
+  uint64_t shares = 0;
+  for (uint32_t i = 0; i < c->nclasses; ++i) {
+    const auto& cs = c->cls[i];
+    shares += uint64_t{cs.capacity} * cs.weight;
+    EXPECT_LE(cs.count(), cs.capacity) << "class " << c->base + i;
+    EXPECT_LE(cs.capacity, cs.array) << "class " << c->base + i;
+    if (cs.items == nullptr) {
+      EXPECT_EQ(cs.array, 0u) << "class " << c->base + i;
+    } else {
+      EXPECT_LE(cs.array, batch::of_items(cs.items)->capacity) << "class " << c->base + i;
+    }
+  }
+  EXPECT_EQ(shares, c->reserved);
+  EXPECT_LE(c->reserved, c->budget);
+}
+
 bool membarrier_here() { return syncpool::internal::asymmetric_fence_available(); }
 
 TEST(ParkedThreads, SixtyFourParkedThreadsHoldNoUpstreamMemoryAfterTwoCollects) {
@@ -292,7 +313,7 @@ TEST(Budget, AThreadCachesAtMostItsBudgetAllClassesTogether) {
       // What the slots hold is within the classes' shares, and the shares
       // within the budget.
       EXPECT_LE(held, c->reserved);
-      EXPECT_LE(c->reserved, c->budget);
+      expect_consistent_shares(c);
       own += held;
     }
     EXPECT_LE(own, 16u << 10);
@@ -345,10 +366,56 @@ TEST(Budget, AClassFreedAfterOthersFilledTheBudgetStillKeepsAFewBlocks) {
     }
     EXPECT_GE(small_count, 4u);
     EXPECT_LE(held, c->reserved);
-    EXPECT_LE(c->reserved, c->budget);
+    expect_consistent_shares(c);
     // And they come back from there, newest first.
     for (int i = 3; i >= 0; --i) EXPECT_EQ(r.allocate(small), p[i]);
     for (void* q : p) r.deallocate(q, small);
+  }).join();
+}
+
+TEST(Budget, AHeavyClassTakesOnlyTheRoomItNeedsFromTheOthers) {
+  // A block of over a quarter of the budget still gets a slot when the
+  // others hold all of it, but the others keep what it does not need (it
+  // used to take room for two blocks, and down to three quarters of the
+  // budget: every other class spilled everything).
+  syncpool::pool_resource_options o;
+  o.thread_cache_bytes = 64 << 10;
+  pool_resource r(o);
+  const std::vector<std::size_t> sizes = every_class(r);
+  std::size_t heavy = 0;
+  for (std::size_t size : sizes) {
+    if (size > (20u << 10) && size <= (28u << 10)) heavy = size;
+  }
+  ASSERT_NE(heavy, 0u);
+  std::thread([&] {
+    using namespace syncpool::internal;
+    std::vector<std::size_t> medium;
+    for (std::size_t size : sizes) {
+      if (size >= 256 && size <= 2048) medium.push_back(size);
+    }
+    use_every_class(r, medium, 64);
+    const thread_cache* c = t_thread.owned;
+    ASSERT_NE(c, nullptr);
+    ASSERT_GT(c->reserved + heavy, c->budget) << "the medium classes left room for the heavy block";
+    r.deallocate(r.allocate(heavy), heavy);
+    uint64_t medium_held = 0;
+    uint32_t heavy_count = 0;
+    for (uint32_t i = 0; i < c->nclasses; ++i) {
+      if (c->cls[i].weight == heavy) {
+        heavy_count = c->cls[i].count();
+      } else {
+        medium_held += uint64_t{c->cls[i].count()} * c->cls[i].weight;
+      }
+    }
+    EXPECT_EQ(heavy_count, 1u);
+    // What is left once the heavy block has its room: the medium classes
+    // keep at least a third of the budget.
+    EXPECT_GE(medium_held, c->budget / 3);
+    expect_consistent_shares(c);
+    // A flush gives back the blocks and the shares.
+    syncpool::flush_thread_cache();
+    EXPECT_EQ(c->reserved, 0u);
+    expect_consistent_shares(c);
   }).join();
 }
 
