@@ -125,6 +125,22 @@ void expect_consistent_shares(const syncpool::internal::thread_cache* c) {
   EXPECT_LE(c->reserved, c->budget);
 }
 
+// From a thread of its own: uses every class of 256 B to 2 KiB, 64 blocks
+// each, far past each one's room (an eighth of the budget: together they
+// could take twice a 16 KiB budget), and returns the thread's one cache.
+const syncpool::internal::thread_cache* fill_with_medium_classes(pool_resource& r,
+                                                                 const std::vector<std::size_t>& sizes) {
+  std::vector<std::size_t> medium;
+  for (std::size_t size : sizes) {
+    if (size >= 256 && size <= 2048) medium.push_back(size);
+  }
+  EXPECT_GE(medium.size(), 16u);
+  use_every_class(r, medium, 64);
+  const syncpool::internal::thread_cache* c = syncpool::internal::t_thread.owned;
+  EXPECT_TRUE(c != nullptr && c->tnext == nullptr) << "one cache";
+  return c;
+}
+
 bool membarrier_here() { return syncpool::internal::asymmetric_fence_available(); }
 
 TEST(ParkedThreads, SixtyFourParkedThreadsHoldNoUpstreamMemoryAfterTwoCollects) {
@@ -331,18 +347,8 @@ TEST(Budget, AClassFreedAfterOthersFilledTheBudgetStillKeepsAFewBlocks) {
   pool_resource r(o);
   const std::vector<std::size_t> sizes = every_class(r);
   std::thread([&] {
-    using namespace syncpool::internal;
-    // Every class of 256 B to 2 KiB, each far past its room (an eighth of
-    // the budget): together they could take twice the budget.
-    std::vector<std::size_t> big;
-    for (std::size_t size : sizes) {
-      if (size >= 256 && size <= 2048) big.push_back(size);
-    }
-    ASSERT_GE(big.size(), 16u);
-    use_every_class(r, big, 64);
-    const thread_cache* c = t_thread.owned;
+    const syncpool::internal::thread_cache* c = fill_with_medium_classes(r, sizes);
     ASSERT_NE(c, nullptr);
-    ASSERT_EQ(c->tnext, nullptr);
     // Now the smallest class (of 16 B or more: smaller requests round up
     // to 16 at the default alignment) that has no room for four blocks
     // left: its four blocks stay in its slots.
@@ -354,7 +360,7 @@ TEST(Budget, AClassFreedAfterOthersFilledTheBudgetStillKeepsAFewBlocks) {
       }
     }
     ASSERT_NE(small, 0u);
-    ASSERT_LT(small, 256u) << "the big classes left much room: " << c->budget - c->reserved;
+    ASSERT_LT(small, 256u) << "the medium classes left much room: " << c->budget - c->reserved;
     void* p[4];
     for (void*& q : p) q = r.allocate(small);
     for (void* q : p) r.deallocate(q, small);
@@ -388,13 +394,7 @@ TEST(Budget, AHeavyClassTakesOnlyTheRoomItNeedsFromTheOthers) {
   }
   ASSERT_NE(heavy, 0u);
   std::thread([&] {
-    using namespace syncpool::internal;
-    std::vector<std::size_t> medium;
-    for (std::size_t size : sizes) {
-      if (size >= 256 && size <= 2048) medium.push_back(size);
-    }
-    use_every_class(r, medium, 64);
-    const thread_cache* c = t_thread.owned;
+    const syncpool::internal::thread_cache* c = fill_with_medium_classes(r, sizes);
     ASSERT_NE(c, nullptr);
     ASSERT_GT(c->reserved + heavy, c->budget) << "the medium classes left room for the heavy block";
     r.deallocate(r.allocate(heavy), heavy);
