@@ -561,9 +561,10 @@ class engine {
   // may hold (then spill).
   bool make_room_in_array(thread_cache* c, uint32_t cls) noexcept;
   // Raises class `cls`'s capacity towards `want` (at most the class's
-  // capacity) within c's budget, first taking the shares of other classes
-  // (spilling what they hold) when the budget is full; gives it an array of
-  // at least that much. False when nothing was gained.
+  // capacity) within the free room of c's budget, and gives it an array of
+  // at least that much. A class below a few slots takes them from the
+  // other classes' shares (spilling what they hold) when there is no room.
+  // False when nothing was gained.
   bool grow_slots(thread_cache* c, uint32_t cls, uint32_t want) noexcept;
   // Spills everything class `cls` of c holds and gives back its share of
   // the budget (its array stays). False when a spill found no memory.
