@@ -29,6 +29,7 @@
 #include <mutex>
 #include <new>
 
+#include "absl/base/macros.h"
 #include "fork.h"
 
 namespace syncpool {
@@ -442,8 +443,6 @@ void engine::keep_spare(thread_cache* c, batch* b) noexcept {
 }
 
 namespace {
-// The class table starts inline, with room for a few classes.
-constexpr uint32_t kInlineClasses = 2;
 constexpr std::size_t kCacheBytes = sizeof(thread_cache) + sizeof(class_slots) * kInlineClasses;
 }  // namespace
 
@@ -451,7 +450,7 @@ thread_cache* engine::new_cache() noexcept {
   void* mem = client_->meta_alloc(ctx_, kCacheBytes, alignof(thread_cache));
   if (mem == nullptr) return nullptr;
   auto* c = new (mem) thread_cache;
-  c->cls = reinterpret_cast<class_slots*>(static_cast<char*>(mem) + sizeof(thread_cache));
+  c->cls = inline_slots(c);
   for (uint32_t i = 0; i < kInlineClasses; ++i) new (&c->cls[i]) class_slots;
   c->cls[0].weight = weight_of(0);
   // Covers no class yet (cover_class() sets the base), but an engine of one
@@ -557,6 +556,9 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
     c->nclasses = hi - lo;
     return true;
   }
+  // An engine of one class never gets here: its fast paths rely on the
+  // table staying inline (inline_slots).
+  ABSL_ASSERT(nclasses_ > 1);
   // Grow by half again, in the direction of the new class, to make room
   // for its neighbours too.
   const uint32_t span = hi - lo;

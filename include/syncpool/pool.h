@@ -246,7 +246,7 @@ class pool {
   // returned pointer stays in a register.
   ABSL_ATTRIBUTE_ALWAYS_INLINE pointer get() {
     void* obj = engine_.template try_get_fast<true>(0);
-    if (ABSL_PREDICT_FALSE(obj == nullptr)) return get_miss();
+    if (ABSL_PREDICT_FALSE(obj == nullptr)) obj = get_miss();
     return pointer(static_cast<T*>(obj));
   }
 
@@ -270,9 +270,11 @@ class pool {
   struct construct_tag {};
 
   // Out of line, so that a hit in get() saves no registers for the factory.
-  ABSL_ATTRIBUTE_NOINLINE pointer get_miss() {
-    if (void* obj = engine_.get_slow(0)) return pointer(static_cast<T*>(obj));
-    if (factory_) return factory_();
+  // Returns a raw pointer, not `pointer`: a unique_ptr returned through
+  // memory would make the caller keep its own in memory on the hit path too.
+  ABSL_ATTRIBUTE_NOINLINE T* get_miss() {
+    if (void* obj = engine_.get_slow(0)) return static_cast<T*>(obj);
+    if (factory_) return factory_().release();
     return nullptr;
   }
 

@@ -226,6 +226,15 @@ struct alignas(64) thread_cache {
   uint64_t hits_mark = 0;
 };
 
+// A cache's class table starts inline, right after it, with room for a few
+// classes; it moves out only for a thread that uses more. An engine of one
+// class never moves it, so its fast paths find the slots at a fixed offset
+// from the cache instead of loading `cls`.
+inline constexpr uint32_t kInlineClasses = 2;
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline class_slots* inline_slots(thread_cache* c) noexcept {
+  return reinterpret_cast<class_slots*>(reinterpret_cast<char*>(c) + sizeof(thread_cache));
+}
+
 // The calling thread's view of the engines: a direct-mapped table from an
 // engine's key to this thread's cache in it, in static TLS (no heap), and
 // the `busy` word of the asymmetric fence.
@@ -370,9 +379,10 @@ class engine {
       thread_cache* c = entry.cache.load(std::memory_order_relaxed);
       const uint32_t i = single ? 0 : cls - c->base;  // wraps below base: fails the test
       if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
-        class_slots& cs = c->cls[i];
+        class_slots& cs = single ? *inline_slots(c) : c->cls[i];
         const uint64_t state = cs.state.load(std::memory_order_relaxed);
-        const uint32_t n = static_cast<uint32_t>(state & class_slots::kCountMask);
+        // 64 bits wide, so that items[n - 1] folds into one addressing mode.
+        const uint64_t n = state & class_slots::kCountMask;
         if (ABSL_PREDICT_TRUE(n != 0)) {
           item = cs.items[n - 1];
           // Never null (faces never cache one): lets the caller's miss test
@@ -399,7 +409,7 @@ class engine {
       thread_cache* c = entry.cache.load(std::memory_order_relaxed);
       const uint32_t i = single ? 0 : cls - c->base;
       if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
-        class_slots& cs = c->cls[i];
+        class_slots& cs = single ? *inline_slots(c) : c->cls[i];
         const uint64_t state = cs.state.load(std::memory_order_relaxed);
         const uint32_t n = static_cast<uint32_t>(state & class_slots::kCountMask);
         if (ABSL_PREDICT_TRUE(n < cs.capacity)) {
