@@ -6,7 +6,8 @@
 //   (instructions per hit = (total with N - total with 0) / N)
 //
 // Workloads: pair64 (pool_resource allocate + deallocate of 64 bytes, one
-// call each through std::pmr::memory_resource), getput (pool<T> get + put),
+// call each through std::pmr::memory_resource), pair32k (the same of 32 KiB:
+// a class above the fast path's table), getput (pool<T> get + put),
 // lifetime16 (compare_allocators' lifetime/16 request: a pool_resource made,
 // a pmr::vector of 15 pmr::strings built in it, both destroyed; "per hit"
 // is then per request, and counts the upstream malloc/free it makes;
@@ -39,20 +40,21 @@ struct buffer {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: hit_path pair64|getput|lifetime16|lifetime16_std|batch|window ITERATIONS\n");
+    std::fprintf(stderr, "usage: hit_path pair64|pair32k|getput|lifetime16|lifetime16_std|batch|window ITERATIONS\n");
     return 2;
   }
   const long n = std::atol(argv[2]);
-  if (std::strcmp(argv[1], "pair64") == 0) {
+  if (std::strcmp(argv[1], "pair64") == 0 || std::strcmp(argv[1], "pair32k") == 0) {
+    const std::size_t size = std::strcmp(argv[1], "pair64") == 0 ? 64 : 32768;
     syncpool::pool_resource pool;
     std::pmr::memory_resource* r = &pool;
     // Warm: past the resource's young phase (256 allocations), so that the
     // thread's cache exists and serves every pair below.
-    for (int i = 0; i < 300; ++i) r->deallocate(r->allocate(64), 64);
+    for (int i = 0; i < 300; ++i) r->deallocate(r->allocate(size), size);
     for (long i = 0; i < n; ++i) {
-      void* p = r->allocate(64);
+      void* p = r->allocate(size);
       asm volatile("" : : "r"(p) : "memory");
-      r->deallocate(p, 64);
+      r->deallocate(p, size);
     }
   } else if (std::strcmp(argv[1], "getput") == 0) {
     syncpool::pool<buffer> p([] { return std::make_unique<buffer>(); });

@@ -207,23 +207,25 @@ class allocation_checker {
 // The class of a pooled request, inline: a valid alignment and a rounded
 // size up to `limit` (the largest class). False for everything else, which
 // the out-of-line path sorts out: oversize, bad alignment, bytes == 0 and
-// overflow (where the rounded size comes out as 0), alignments above 64
-// bytes, and over-aligned requests in the classes above 4 KiB (plain
-// upstream blocks).
+// overflow (where the rounded size wraps), alignments above 64 bytes, and
+// over-aligned requests in the classes above 4 KiB (plain upstream blocks).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment, std::size_t limit,
                                                       uint32_t& index) noexcept {
-  const std::size_t rounded = (bytes + alignment - 1) & ~(alignment - 1);
-  const std::size_t last = rounded - 1;  // wraps for 0
+  const std::size_t mask = alignment - 1;
+  // The size rounded up to the alignment, less one, when the alignment is a
+  // power of two (tested next): as in pool_resource::table_class. Wraps to
+  // the top for 0 and for sizes that overflow.
+  const std::size_t last = (bytes - 1) | mask;
   // One test for "a power of two, at most kMaxClassAlignment".
   constexpr std::size_t kTooAligned = ~(2 * kMaxClassAlignment - 1);
-  if (ABSL_PREDICT_FALSE(last >= limit || (alignment & ((alignment - 1) | kTooAligned)) != 0)) return false;
+  if (ABSL_PREDICT_FALSE(last >= limit || (alignment & (mask | kTooAligned)) != 0)) return false;
   static_assert(kTableLimit <= kLargestChunkedClass, "the table's classes take any alignment up to 64");
   if (ABSL_PREDICT_TRUE(last < kTableLimit)) {
     index = kIndexByHalf[last >> 1];
     return true;
   }
-  if (rounded > kLargestChunkedClass && alignment > kDirectClassAlignment) return false;
-  index = static_cast<uint32_t>(class_index(rounded));
+  if (last >= kLargestChunkedClass && alignment > kDirectClassAlignment) return false;
+  index = static_cast<uint32_t>(class_index_large(last + 1));
   return true;
 }
 

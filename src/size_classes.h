@@ -71,6 +71,33 @@ inline constexpr std::array<uint8_t, kTableLimit / 2> kIndexByHalf = [] {
 // O(1) with one table load for 1 <= size <= kTableLimit.
 constexpr std::size_t class_index_small(std::size_t size) noexcept { return kIndexByHalf[(size - 1) >> 1]; }
 
+// The table above it, for 4 KiB < size <= 1 MiB: class index by
+// (size - 1) / 512. Classes there are multiples of 512 bytes, so the sizes
+// of one 512-byte step share a class. 2 KiB; its first entries (sizes up to
+// 4 KiB) are never read.
+inline constexpr std::size_t kLargeStep = 512;
+inline constexpr std::array<uint8_t, kLargestClassLimit / kLargeStep> kIndexBy512 = [] {
+  std::array<uint8_t, kLargestClassLimit / kLargeStep> t{};
+  for (std::size_t j = kTableLimit / kLargeStep; j < t.size(); ++j) {
+    t[j] = static_cast<uint8_t>(class_index((j + 1) * kLargeStep));
+  }
+  return t;
+}();
+
+// O(1) with one table load for kTableLimit < size <= kLargestClassLimit.
+constexpr std::size_t class_index_large(std::size_t size) noexcept { return kIndexBy512[(size - 1) / kLargeStep]; }
+
+// Both ends of every step map to the entry (class_index is monotonic, so
+// every size between does too).
+static_assert([] {
+  for (std::size_t j = kTableLimit / kLargeStep; j < kIndexBy512.size(); ++j) {
+    if (class_size(class_index((j + 1) * kLargeStep)) % kLargeStep != 0) return false;
+    if (class_index_large(j * kLargeStep + 1) != class_index(j * kLargeStep + 1)) return false;
+    if (class_index_large((j + 1) * kLargeStep) != class_index((j + 1) * kLargeStep)) return false;
+  }
+  return true;
+}());
+
 static_assert(class_size(class_index(1)) == 8);
 static_assert(class_index_small(9) == class_index(9));
 static_assert(class_index_small(1023) == class_index(1023));
