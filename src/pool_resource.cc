@@ -1401,10 +1401,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pool_resource::table_class(std::size_t 
                                                                     uint32_t& index) const noexcept {
   const std::size_t mask = alignment - 1;
   const std::size_t last = (bytes - 1) | mask;
-  if (ABSL_PREDICT_FALSE((alignment & mask) != 0 || mask >= internal::kMaxClassAlignment ||
-                         last >= table_limit_)) {
-    return false;
-  }
+  // One test for "a power of two, at most kMaxClassAlignment", as in
+  // pooled_class().
+  constexpr std::size_t kTooAligned = ~(2 * internal::kMaxClassAlignment - 1);
+  if (ABSL_PREDICT_FALSE((alignment & (mask | kTooAligned)) != 0 || last >= table_limit_)) return false;
   index = internal::kIndexByHalf[last >> 1];
   return true;
 }
