@@ -25,6 +25,7 @@
 #include <memory>
 #include <memory_resource>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "syncpool/pool.h"
@@ -36,6 +37,100 @@ struct buffer {
   char bytes[4096];
 };
 
+// Each workload is a function of its own, kept out of line, so that the
+// code of one (and its count) does not change when another is added or
+// edited.
+#define HIT_PATH_WORKLOAD __attribute__((noinline, noclone)) void
+
+HIT_PATH_WORKLOAD pair(std::size_t size, long n) {
+  syncpool::pool_resource pool;
+  std::pmr::memory_resource* r = &pool;
+  // Warm: past the resource's young phase (256 allocations), so that the
+  // thread's cache exists and serves every pair below.
+  for (int i = 0; i < 300; ++i) r->deallocate(r->allocate(size), size);
+  for (long i = 0; i < n; ++i) {
+    void* p = r->allocate(size);
+    asm volatile("" : : "r"(p) : "memory");
+    r->deallocate(p, size);
+  }
+}
+
+HIT_PATH_WORKLOAD getput(long n) {
+  syncpool::pool<buffer> p([] { return std::make_unique<buffer>(); });
+  p.put(p.get());
+  for (long i = 0; i < n; ++i) {
+    auto b = p.get();
+    asm volatile("" : : "r"(b.get()) : "memory");
+    p.put(std::move(b));
+  }
+}
+
+HIT_PATH_WORKLOAD lifetime16(bool standard, long n) {
+  // The benchmark's lengths come from its own generator; any 16..128 will
+  // do for counting, so these are fixed.
+  static constexpr std::size_t kLengths[15] = {17, 90, 33, 128, 64, 16, 101, 47,
+                                               77, 20, 115, 58, 36, 83, 122};
+  auto request = [](std::pmr::memory_resource* r) {
+    std::pmr::vector<std::pmr::string> strings(r);
+    strings.reserve(15);
+    for (const std::size_t length : kLengths) strings.emplace_back(length, 'x');
+    asm volatile("" : : "r"(strings.data()) : "memory");
+  };
+  for (long i = 0; i < n; ++i) {
+    if (standard) {
+      std::pmr::unsynchronized_pool_resource pool;
+      request(&pool);
+    } else {
+      syncpool::pool_resource pool;
+      request(&pool);
+    }
+  }
+}
+
+HIT_PATH_WORKLOAD batch(long n) {
+  // Sizes log-uniform in [16, 8192), as the benchmark's (its own
+  // generator; any fixed one will do for counting).
+  std::vector<std::size_t> sizes(10000);
+  uint64_t x = 2024;
+  for (std::size_t& size : sizes) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    const std::size_t power = std::size_t{16} << ((x >> 33) % 9);
+    size = power + (x >> 13) % power;
+  }
+  std::vector<void*> blocks(sizes.size());
+  syncpool::pool_resource pool;
+  std::pmr::memory_resource* r = &pool;
+  auto round = [&] {
+    for (std::size_t i = 0; i < sizes.size(); ++i) blocks[i] = r->allocate(sizes[i]);
+    for (std::size_t i = sizes.size(); i-- > 0;) r->deallocate(blocks[i], sizes[i]);
+  };
+  round();  // warm: past the young phase, the depots filled
+  round();
+  for (long i = 0; i < n; ++i) round();
+}
+
+HIT_PATH_WORKLOAD window(long n) {
+  syncpool::pool_resource pool;
+  std::pmr::memory_resource* r = &pool;
+  constexpr std::size_t kWindow = 256;
+  void* window[kWindow] = {};
+  std::size_t sizes[kWindow] = {};
+  uint64_t x = 100;
+  std::size_t next = 0;
+  auto step = [&] {
+    if (window[next] != nullptr) r->deallocate(window[next], sizes[next]);
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    sizes[next] = 16 + (x >> 33) % 497;
+    window[next] = r->allocate(sizes[next]);
+    next = (next + 1) % kWindow;
+  };
+  for (int i = 0; i < 100000; ++i) step();  // warm: past the young phase, caches in their steady state
+  for (long i = 0; i < n; ++i) step();
+  for (std::size_t i = 0; i < kWindow; ++i) {
+    if (window[i] != nullptr) r->deallocate(window[i], sizes[i]);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,87 +139,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   const long n = std::atol(argv[2]);
-  if (std::strcmp(argv[1], "pair64") == 0 || std::strcmp(argv[1], "pair32k") == 0) {
-    const std::size_t size = std::strcmp(argv[1], "pair64") == 0 ? 64 : 32768;
-    syncpool::pool_resource pool;
-    std::pmr::memory_resource* r = &pool;
-    // Warm: past the resource's young phase (256 allocations), so that the
-    // thread's cache exists and serves every pair below.
-    for (int i = 0; i < 300; ++i) r->deallocate(r->allocate(size), size);
-    for (long i = 0; i < n; ++i) {
-      void* p = r->allocate(size);
-      asm volatile("" : : "r"(p) : "memory");
-      r->deallocate(p, size);
-    }
-  } else if (std::strcmp(argv[1], "getput") == 0) {
-    syncpool::pool<buffer> p([] { return std::make_unique<buffer>(); });
-    p.put(p.get());
-    for (long i = 0; i < n; ++i) {
-      auto b = p.get();
-      asm volatile("" : : "r"(b.get()) : "memory");
-      p.put(std::move(b));
-    }
-  } else if (std::strcmp(argv[1], "lifetime16") == 0 || std::strcmp(argv[1], "lifetime16_std") == 0) {
-    // The benchmark's lengths come from its own generator; any 16..128 will
-    // do for counting, so these are fixed.
-    static constexpr std::size_t kLengths[15] = {17, 90, 33, 128, 64, 16, 101, 47,
-                                                 77, 20, 115, 58, 36, 83, 122};
-    auto request = [](std::pmr::memory_resource* r) {
-      std::pmr::vector<std::pmr::string> strings(r);
-      strings.reserve(15);
-      for (const std::size_t length : kLengths) strings.emplace_back(length, 'x');
-      asm volatile("" : : "r"(strings.data()) : "memory");
-    };
-    const bool standard = std::strcmp(argv[1], "lifetime16_std") == 0;
-    for (long i = 0; i < n; ++i) {
-      if (standard) {
-        std::pmr::unsynchronized_pool_resource pool;
-        request(&pool);
-      } else {
-        syncpool::pool_resource pool;
-        request(&pool);
-      }
-    }
-  } else if (std::strcmp(argv[1], "batch") == 0) {
-    // Sizes log-uniform in [16, 8192), as the benchmark's (its own
-    // generator; any fixed one will do for counting).
-    std::vector<std::size_t> sizes(10000);
-    uint64_t x = 2024;
-    for (std::size_t& size : sizes) {
-      x = x * 6364136223846793005u + 1442695040888963407u;
-      const std::size_t power = std::size_t{16} << ((x >> 33) % 9);
-      size = power + (x >> 13) % power;
-    }
-    std::vector<void*> blocks(sizes.size());
-    syncpool::pool_resource pool;
-    std::pmr::memory_resource* r = &pool;
-    auto round = [&] {
-      for (std::size_t i = 0; i < sizes.size(); ++i) blocks[i] = r->allocate(sizes[i]);
-      for (std::size_t i = sizes.size(); i-- > 0;) r->deallocate(blocks[i], sizes[i]);
-    };
-    round();  // warm: past the young phase, the depots filled
-    round();
-    for (long i = 0; i < n; ++i) round();
-  } else if (std::strcmp(argv[1], "window") == 0) {
-    syncpool::pool_resource pool;
-    std::pmr::memory_resource* r = &pool;
-    constexpr std::size_t kWindow = 256;
-    void* window[kWindow] = {};
-    std::size_t sizes[kWindow] = {};
-    uint64_t x = 100;
-    std::size_t next = 0;
-    auto step = [&] {
-      if (window[next] != nullptr) r->deallocate(window[next], sizes[next]);
-      x = x * 6364136223846793005u + 1442695040888963407u;
-      sizes[next] = 16 + (x >> 33) % 497;
-      window[next] = r->allocate(sizes[next]);
-      next = (next + 1) % kWindow;
-    };
-    for (int i = 0; i < 100000; ++i) step();  // warm: past the young phase, caches in their steady state
-    for (long i = 0; i < n; ++i) step();
-    for (std::size_t i = 0; i < kWindow; ++i) {
-      if (window[i] != nullptr) r->deallocate(window[i], sizes[i]);
-    }
+  const std::string_view w = argv[1];
+  if (w == "pair64") {
+    pair(64, n);
+  } else if (w == "pair32k") {
+    pair(32768, n);
+  } else if (w == "getput") {
+    getput(n);
+  } else if (w == "lifetime16" || w == "lifetime16_std") {
+    lifetime16(w == "lifetime16_std", n);
+  } else if (w == "batch") {
+    batch(n);
+  } else if (w == "window") {
+    window(n);
   } else {
     std::fprintf(stderr, "hit_path: unknown workload %s\n", argv[1]);
     return 2;
