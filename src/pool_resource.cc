@@ -206,17 +206,19 @@ class allocation_checker {
 
 // The class of a pooled request, inline: a valid alignment and a rounded
 // size up to `limit` (the largest class). False for everything else, which
-// the out-of-line path sorts out: oversize, bad alignment, bytes == 0 and
-// overflow (where the rounded size wraps), alignments above 64 bytes, and
-// over-aligned requests in the classes above 4 KiB (plain upstream blocks).
+// the out-of-line path sorts out: oversize, bad alignment, bytes == 0,
+// sizes near SIZE_MAX, alignments above 64 bytes, and over-aligned requests
+// in the classes above 4 KiB (plain upstream blocks).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::size_t alignment, std::size_t limit,
                                                       uint32_t& index) noexcept {
   const std::size_t mask = alignment - 1;
   // The size rounded up to the alignment, less one, when the alignment is a
-  // power of two (tested next): as in pool_resource::table_class. Wraps to
-  // the top for 0 and for sizes that overflow.
+  // power of two (tested next): as in pool_resource::table_class. Above
+  // every limit for bytes == 0 (it wraps), for alignment == 0 (mask is all
+  // ones) and for sizes near SIZE_MAX, which the first test below rejects.
   const std::size_t last = (bytes - 1) | mask;
-  // One test for "a power of two, at most kMaxClassAlignment".
+  // One test for "a power of two, at most kMaxClassAlignment" (it lets 0
+  // through: `last` rejects that).
   constexpr std::size_t kTooAligned = ~(2 * kMaxClassAlignment - 1);
   if (ABSL_PREDICT_FALSE(last >= limit || (alignment & (mask | kTooAligned)) != 0)) return false;
   static_assert(kTableLimit <= kLargestChunkedClass, "the table's classes take any alignment up to 64");
@@ -1402,7 +1404,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pool_resource::table_class(std::size_t 
   const std::size_t mask = alignment - 1;
   const std::size_t last = (bytes - 1) | mask;
   // One test for "a power of two, at most kMaxClassAlignment", as in
-  // pooled_class().
+  // pooled_class(); alignment 0 passes it, and fails on `last`, which is
+  // then all ones.
   constexpr std::size_t kTooAligned = ~(2 * internal::kMaxClassAlignment - 1);
   if (ABSL_PREDICT_FALSE((alignment & (mask | kTooAligned)) != 0 || last >= table_limit_)) return false;
   index = internal::kIndexByHalf[last >> 1];

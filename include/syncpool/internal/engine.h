@@ -231,6 +231,7 @@ struct alignas(64) thread_cache {
 // class never moves it, so its fast paths find the slots at a fixed offset
 // from the cache instead of loading `cls`.
 inline constexpr uint32_t kInlineClasses = 2;
+static_assert(sizeof(thread_cache) % alignof(class_slots) == 0, "the inline table starts right after the cache");
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline class_slots* inline_slots(thread_cache* c) noexcept {
   return reinterpret_cast<class_slots*>(reinterpret_cast<char*>(c) + sizeof(thread_cache));
 }
