@@ -865,7 +865,10 @@ uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
 bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
   if (slots_of(c, cls).count() == 0) return true;
   class_shared* sh = shared(cls);
-  const uint32_t capacity = capacity_of(c, cls);
+  // A batch of batch_of() items, what a partial spill moves at most:
+  // batches of the whole capacity sat half empty in the depot, and that
+  // bookkeeping stayed with every parked thread's spills.
+  const uint32_t capacity = all ? capacity_of(c, cls) : batch_of(c, cls);
   batch* fresh = nullptr;  // made out of the lock when the class has no spare
   for (;;) {
     {
@@ -967,7 +970,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
       class_shared::add_locked(sh->available, -uint64_t{had - b->count});
       if (b->count != 0) {
         sh->depot.push(b);
-      } else if (b->capacity == capacity_of(c, cls) && sh->spare_batches.load(std::memory_order_relaxed) < kMaxClassSpares) {
+      } else if (b->capacity >= batch_of(c, cls) && sh->spare_batches.load(std::memory_order_relaxed) < kMaxClassSpares) {
         b->next = nullptr;
         sh->spares.push(b);
         sh->spare_batches.store(sh->spare_batches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

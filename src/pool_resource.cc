@@ -1478,6 +1478,10 @@ uint64_t testing_hooks::thread_budget(pool_resource& r) noexcept { return thread
 
 uint64_t testing_hooks::growth_granted(pool_resource& r) noexcept { return growth_granted(r.impl().engine_); }
 
+std::size_t testing_hooks::arena_bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept {
+  return meta_arena::bucket_bytes(bytes, alignment);
+}
+
 void testing_hooks::hold_reset_lock(pool_resource& r, bool on) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (on) {
     r.impl().reset_mu_.lock();

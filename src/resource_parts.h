@@ -114,10 +114,11 @@ class serialized_upstream {
   recursive_mutex mu_;
 };
 
-// Bookkeeping memory from upstream, in power-of-two buckets (16 B .. 4 KiB)
-// carved from slabs (1 KiB first, doubling to 16 KiB), each bucket with a
-// free list; larger requests go to upstream one by one. Objects are aligned
-// to min(their bucket, 64). release() returns every slab.
+// Bookkeeping memory from upstream, in buckets of 16 B .. 4 KiB (see
+// bucket_bytes) carved from slabs (1 KiB first, doubling to 16 KiB), each
+// bucket with a free list; larger requests go to upstream one by one.
+// Objects are aligned to min(the lowest set bit of their bucket, 64).
+// release() returns every slab.
 class meta_arena {
  public:
   meta_arena() = default;
@@ -145,11 +146,15 @@ class meta_arena {
   std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   spin_mutex& mu() noexcept { return mu_; }
 
+  // What an object of `bytes` and `alignment` (at most 64) takes from a slab
+  // (at most kLargest; above that, from upstream less the header).
+  static std::size_t bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
+
  private:
-  static constexpr int kBuckets = 9;  // 16, 32, ..., 4096
+  static constexpr int kBuckets = 40;  // 16, 32, ..., 256, 320, ..., 1024, 1280, ..., 4096
   static constexpr std::size_t kLargest = 4096;
   static constexpr std::size_t kLargeHeader = 64;
-  static std::size_t bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
+  static int bucket_index(std::size_t size) noexcept;  // of a bucket_bytes() result
 
   spin_mutex mu_;
   void* free_[kBuckets] ABSL_GUARDED_BY(mu_) = {};

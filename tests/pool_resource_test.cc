@@ -1578,6 +1578,52 @@ TEST(PoolResourceStats, BlocksOfAnExitedThreadAreTakenByOthers) {
   pool.deallocate(p, 256);
 }
 
+// The arena that holds a resource's bookkeeping (thread caches' slot
+// arrays, batches, class state) rounds requests to buckets. With
+// power-of-two buckets, a batch of 64 items (536 bytes) took 1 KiB, and
+// bookkeeping was 40% waste.
+TEST(PoolResourceBookkeeping, ArenaBucketsAlignTheirObjectsAndWasteAFifthAtMost) {
+  for (std::size_t alignment = 1; alignment <= 64; alignment *= 2) {
+    for (std::size_t bytes = 1; bytes <= 8192; ++bytes) {
+      const std::size_t b = syncpool::internal::testing_hooks::arena_bucket_bytes(bytes, alignment);
+      ASSERT_GE(b, bytes) << bytes << " " << alignment;
+      // Every block of a bucket is aligned as the bucket's lowest set bit
+      // says (up to 64): it must cover the request's alignment.
+      ASSERT_GE(std::min<std::size_t>(b & (~b + 1), 64), alignment) << bytes << " " << alignment;
+      if (bytes > 64 && alignment <= 16) {
+        ASSERT_LE(b - bytes, b / 5) << bytes << " " << alignment;
+      }
+    }
+  }
+  EXPECT_EQ(syncpool::internal::testing_hooks::arena_bucket_bytes(536, 8), 576u);
+}
+
+// What the bookkeeping of one thread that used every chunked class comes
+// to, against the blocks it keeps track of. Measured: 4.9% (it was 9.8%
+// with power-of-two buckets and spill batches as large as a class's
+// slots, half of which a spill left empty).
+TEST(PoolResourceBookkeeping, IsASmallPartOfWhatAThreadThatUsedEveryClassCaches) {
+  counting_resource up;
+  pool_resource pool(&up);
+  syncpool::internal::testing_hooks::end_young_phase(pool);
+  std::vector<std::size_t> sizes;
+  for (const auto& c : pool.stats().classes) {
+    if (c.block_size <= 4096) sizes.push_back(c.block_size);
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (const std::size_t size : sizes) {
+      void* blocks[64];
+      for (void*& p : blocks) p = pool.allocate(size);
+      for (void* p : blocks) pool.deallocate(p, size);
+    }
+  }
+  const auto s = pool.stats();
+  EXPECT_GT(s.total.cached_bytes, 0u);
+  EXPECT_LE(s.bookkeeping_bytes, s.total.cached_bytes / 12)
+      << "bookkeeping " << s.bookkeeping_bytes << ", cached " << s.total.cached_bytes;
+  EXPECT_EQ(s.total.upstream_bytes, up.live_bytes());
+}
+
 // ---------------------------------------------------------------------------
 // AddressSanitizer: pooled blocks are poisoned
 

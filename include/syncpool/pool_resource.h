@@ -122,7 +122,7 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 712;
+inline constexpr std::size_t kResourceImplBytes = 960;
 }  // namespace internal
 
 // syncpool::pool_resource_options

@@ -135,8 +135,8 @@ struct class_shared {
   spin_mutex mu;
   batch_list depot ABSL_GUARDED_BY(mu);
   batch_list victim ABSL_GUARDED_BY(mu);
-  // Empty batches of the class's capacity: a refill leaves one here and the
-  // next spill fills it, under the lock each takes anyway, so that a
+  // Empty batches that hold a whole spill (batch_of() items or more): a
+  // refill leaves one here and the next spill fills it, under the lock each takes anyway, so that a
   // steady stream of spills and refills allocates no batch. A collect
   // cycle frees them.
   batch_list spares ABSL_GUARDED_BY(mu);
@@ -348,6 +348,8 @@ struct testing_hooks {
   static uint64_t thread_budget(pool_resource& r) noexcept;
   static uint64_t growth_granted(pool_resource& r) noexcept;
   static uint64_t thread_budget(const engine& e) noexcept;
+  // The bytes a resource's bookkeeping arena sets aside for one object.
+  static std::size_t arena_bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
   static uint64_t growth_granted(const engine& e) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
