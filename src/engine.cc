@@ -491,7 +491,19 @@ void engine::grow_budget(thread_cache* c) noexcept {
   for (uint32_t i = 0; i < c->nclasses; ++i) hits += c->cls[i].hits();
   const uint64_t since = hits - std::min(hits, c->hits_mark);
   c->hits_mark = hits;
-  if (since > kHitsPerChurn * churn) return;
+  if (since > kHitsPerChurn * churn) {
+    c->armed = false;
+    return;
+  }
+  // Nor after one such window: a worker that goes once through every class
+  // (a few blocks each, more than their slots hold) and then parks churns
+  // that much too, and 64 of them held twice their budget, 4 MiB more, in
+  // compare_allocators' idle workload. A thread that keeps churning grows
+  // one window later.
+  if (!c->armed) {
+    c->armed = true;
+    return;
+  }
   const uint64_t want = std::min(c->budget, budget_ - c->budget);
   if (want == 0) return;
   uint64_t granted = growth_granted_.load(std::memory_order_relaxed);
@@ -505,6 +517,7 @@ void engine::grow_budget(thread_cache* c) noexcept {
 
 void engine::shrink_budget(thread_cache* c) noexcept {
   c->churn = 0;
+  c->armed = false;
   const uint64_t to = std::max(initial_budget_, c->budget / 2);
   if (to >= c->budget) return;
   growth_granted_.fetch_sub(c->budget - to, std::memory_order_relaxed);

@@ -223,6 +223,8 @@ struct alignas(64) thread_cache {
   // last changed (owner-only; reset with the budget), and the slot hits of
   // all its classes when churn was last weighed (see grow_budget).
   uint32_t churn = 0;
+  // Whether the last window of churn qualified (see grow_budget).
+  bool armed = false;
   uint64_t hits_mark = 0;
 };
 
