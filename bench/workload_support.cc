@@ -2,7 +2,10 @@
 
 #include <barrier>
 #include <memory>
+#include <memory_resource>
+#include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -14,6 +17,44 @@ namespace {
 
 long baseline_kib = -1;
 long fixed_iterations = 0;
+std::shared_ptr<const allocator_row> registering_row;
+
+// One pass of a resource through every size (8 B .. 64 KiB, eight per
+// doubling as in the idle workload), two blocks at a time, three times:
+// enough for a pool_resource to leave its young phase and build its
+// classes and thread cache.
+void every_size(std::pmr::memory_resource* r, void*) {
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t size = 8; size <= 65536; size += size < 128 ? 8 : size / 8) {
+      void* a = r->allocate(size);
+      void* b = r->allocate(size);
+      r->deallocate(b, size);
+      r->deallocate(a, size);
+    }
+  }
+}
+
+// A memory run measures RSS growth from a baseline taken at its start. Code
+// pages count in RSS too: a malloc's were faulted in long before (the
+// benchmark framework calls malloc), syncpool's and the pmr resources' only
+// when the workload first calls them, where they looked like 0.1-0.2 MiB of
+// memory on the small workloads. So before the first baseline, the row runs
+// once through every size on a resource of its own (and on a second thread,
+// for the thread set-up paths), which it then destroys: every row starts
+// with its code in memory. What the warm-up leaves in the malloc's free
+// lists is the same for every row on that malloc.
+void warm_up(const allocator_row& row) {
+  if (row.make) {
+    std::unique_ptr<bench_resource> res = row.make();
+    every_size(res->get(), nullptr);
+    if (row.thread_safe) std::thread([&] { every_size(res->get(), nullptr); }).join();
+    res->drop_all();
+  } else if (row.scoped) {
+    row.scoped(&every_size, nullptr);
+  }
+  syncpool::collect();
+  syncpool::collect();
+}
 
 // Made by thread 0 of a run; replaced only by the next run's thread 0, after
 // Google Benchmark has joined the previous run's threads.
@@ -32,12 +73,25 @@ long baseline_rss_kib() { return baseline_kib; }
 
 benchmark::internal::Benchmark* add(const std::string& name,
                                     std::function<void(benchmark::State&)> run) {
+  if (fixed_iterations > 0 && registering_row != nullptr) {
+    run = [row = registering_row, run = std::move(run)](benchmark::State& state) {
+      // (compare_allocators runs one benchmark per process; a run of several
+      // warms each row once, before its first.)
+      static std::set<std::string> warm;
+      if (state.thread_index() == 0 && warm.insert(row->id).second) warm_up(*row);
+      run(state);
+    };
+  }
   benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name.c_str(), std::move(run));
   if (fixed_iterations > 0) b->Iterations(fixed_iterations);
   return b;
 }
 
 void set_fixed_iterations(long iterations) { fixed_iterations = iterations; }
+
+void set_registering_row(const allocator_row* row) {
+  registering_row = row == nullptr ? nullptr : std::make_shared<const allocator_row>(*row);
+}
 
 void report_memory(benchmark::State& state,
                    const std::function<std::optional<std::size_t>()>& held) {

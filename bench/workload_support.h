@@ -86,12 +86,14 @@ void park(std::shared_ptr<void> object);
 void destroy_parked();
 
 // Registers `name` running `run`, with the fixed iteration count of
-// set_fixed_iterations() if any.
+// set_fixed_iterations() if any. With a fixed count (a memory run), thread 0
+// first warms up the row of set_registering_row(), once per process.
 benchmark::internal::Benchmark* add(const std::string& name,
                                     std::function<void(benchmark::State&)> run);
 
 // Registration entry points of the workload files.
 void set_fixed_iterations(long iterations);
+void set_registering_row(const allocator_row* row);  // for add(); nullptr: none
 void register_single_thread_workloads(const allocator_row& row);  // workloads.cc
 void register_lifetime_workloads(const allocator_row& row);       // lifetime_workloads.cc
 void register_threaded_workloads(const allocator_row& row,        // threaded_workloads.cc

@@ -210,9 +210,11 @@ std::vector<int> default_thread_counts(int max_threads) {
 
 void register_resource_workloads(const allocator_row& row, const bench_config& config) {
   internal::set_fixed_iterations(config.fixed_iterations);
+  internal::set_registering_row(&row);
   if (row.make) internal::register_single_thread_workloads(row);
   internal::register_lifetime_workloads(row);
   if (row.make && row.frees && row.thread_safe) internal::register_threaded_workloads(row, config);
+  internal::set_registering_row(nullptr);
 }
 
 }  // namespace syncpool_bench
