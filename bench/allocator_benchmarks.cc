@@ -45,6 +45,8 @@
 #include "bench/workloads.h"
 #include "syncpool/pool_resource.h"
 
+#include <malloc.h>  // malloc_trim
+
 #if defined(SYNCPOOL_BENCH_MIMALLOC)
 #include <mimalloc.h>
 
@@ -52,6 +54,7 @@
 #elif defined(SYNCPOOL_BENCH_JEMALLOC)
 #include <jemalloc/jemalloc.h>
 #elif defined(SYNCPOOL_BENCH_TCMALLOC)
+#include <gperftools/malloc_extension_c.h>
 #include <gperftools/tcmalloc.h>
 #endif
 
@@ -109,6 +112,22 @@ bool malloc_linked() { return dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr; }
 #else
 #error "define one of SYNCPOOL_BENCH_{GLIBC,MIMALLOC,JEMALLOC,TCMALLOC}"
 #endif
+
+// Gives the OS back what the malloc holds free, as far as it can be asked
+// to: run after a memory run's warm-up (workload_support.h), so that what
+// the warm-up freed is not handed back during the run, below the baseline.
+void release_free_memory() {
+#if defined(SYNCPOOL_BENCH_MIMALLOC)
+  mi_collect(/*force=*/true);
+#elif defined(SYNCPOOL_BENCH_JEMALLOC)
+  mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
+  const std::string purge = "arena." + std::to_string(MALLCTL_ARENAS_ALL) + ".purge";
+  mallctl(purge.c_str(), nullptr, nullptr, nullptr, 0);
+#elif defined(SYNCPOOL_BENCH_TCMALLOC)
+  MallocExtension_ReleaseFreeMemory();
+#endif
+  malloc_trim(0);  // glibc's heap, whichever malloc the rows use
+}
 
 // A resource (syncpool's or a std::pmr one) on a counting upstream, which
 // says what it holds.
@@ -258,6 +277,7 @@ int main(int argc, char** argv) {
   };
   for (const auto& [key, value] : context)
     benchmark::AddCustomContext("syncpool_bench_" + key, value);
+  set_release_free_memory(&release_free_memory);
   register_rows(bench_config{default_thread_counts(max_threads), iterations});
   if (records_path.empty()) {
     benchmark::RunSpecifiedBenchmarks();

@@ -18,6 +18,7 @@ namespace {
 long baseline_kib = -1;
 long fixed_iterations = 0;
 std::shared_ptr<const allocator_row> registering_row;
+void (*release_free_memory)() = nullptr;
 
 // One pass of a resource through every size (8 B .. 64 KiB, eight per
 // doubling as in the idle workload), two blocks at a time, three times:
@@ -41,8 +42,9 @@ void every_size(std::pmr::memory_resource* r, void*) {
 // memory on the small workloads. So before the first baseline, the row runs
 // once through every size on a resource of its own (and on a second thread,
 // for the thread set-up paths), which it then destroys: every row starts
-// with its code in memory. What the warm-up leaves in the malloc's free
-// lists is the same for every row on that malloc.
+// with its code in memory. Then the malloc gives back what it holds free
+// (set_release_free_memory), or it could do so during the run: mimalloc's
+// delayed purge made peaks come out below the baseline.
 void warm_up(const allocator_row& row) {
   if (row.make) {
     std::unique_ptr<bench_resource> res = row.make();
@@ -54,6 +56,7 @@ void warm_up(const allocator_row& row) {
   }
   syncpool::collect();
   syncpool::collect();
+  if (release_free_memory != nullptr) release_free_memory();
 }
 
 // Made by thread 0 of a run; replaced only by the next run's thread 0, after
@@ -139,5 +142,7 @@ void run_barrier::arrive() {
 namespace syncpool_bench {
 
 void destroy_leftovers() { internal::destroy_parked(); }
+
+void set_release_free_memory(void (*release)()) { internal::release_free_memory = release; }
 
 }  // namespace syncpool_bench

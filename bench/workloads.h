@@ -81,6 +81,11 @@ struct bench_config {
 std::vector<int> thread_counts(int cores, int max_threads);
 std::vector<int> default_thread_counts(int max_threads);  // on this machine's cores
 
+// What gives back the memory this process's malloc holds free (malloc_trim,
+// mi_collect, ...): the last step of a memory run's warm-up (see
+// workload_support.cc). Set it before registering.
+void set_release_free_memory(void (*release)());
+
 // Registers the resource workloads for `row`, each only where its model
 // fits: pair, batch, containers, lifetime, resources, threads, server,
 // churn, prodcons and idle.
