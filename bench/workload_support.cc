@@ -68,8 +68,12 @@ std::vector<std::shared_ptr<void>> parked;
 }  // namespace
 
 void begin_memory() {
-  baseline_kib = current_rss_kib();
+  // The peak first: it restarts at the RSS of that moment, and every RSS
+  // read afterwards, the baseline's included, is at most the peak. The other
+  // way round, a malloc that gave memory back in between (mimalloc purges
+  // on a timer) had peaks below the baseline.
   reset_peak_rss();
+  baseline_kib = current_rss_kib();
 }
 
 long baseline_rss_kib() { return baseline_kib; }
