@@ -1,47 +1,80 @@
 #include "bench/process_memory.h"
 
-#include <sys/resource.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstdio>
-#include <cstring>
+#include <mutex>
+#include <thread>
 
 namespace syncpool_bench {
-namespace {
 
-// The value of `key` ("VmRSS:") in /proc/self/status, in KiB, or -1.
-long status_kib(const char* key) {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return -1;
-  const std::size_t key_len = std::strlen(key);
-  char line[256];
-  long kib = -1;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, key, key_len) == 0) {
-      if (std::sscanf(line + key_len, "%ld", &kib) != 1) kib = -1;
-      break;
-    }
+long current_rss_kib() {
+  // Not stdio: this runs thousands of times a second on the sampler thread,
+  // and a FILE would be a malloc per read in the allocator being measured.
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[128];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  text[n] = '\0';
+  long size_pages = 0;
+  long resident_pages = 0;
+  if (std::sscanf(text, "%ld %ld", &size_pages, &resident_pages) != 2) return -1;
+  static const long page_kib = ::sysconf(_SC_PAGESIZE) / 1024;
+  return resident_pages * page_kib;
+}
+
+struct rss_peak_sampler::state {
+  std::mutex mu;
+  std::condition_variable wake;
+  bool ready = false;
+  bool active = false;
+  long peak = -1;  // guarded by mu
+};
+
+rss_peak_sampler& rss_peak_sampler::instance() {
+  static rss_peak_sampler* const sampler = new rss_peak_sampler;
+  return *sampler;
+}
+
+long rss_peak_sampler::start() {
+  if (state_ == nullptr) {
+    state_ = new state;
+    std::thread([s = state_] {
+      current_rss_kib();  // its stack pages, before the baseline
+      std::unique_lock lock(s->mu);
+      s->ready = true;
+      s->wake.notify_all();
+      for (;;) {
+        s->wake.wait(lock, [s] { return s->active; });
+        lock.unlock();
+        const long rss = current_rss_kib();
+        lock.lock();
+        if (s->active) s->peak = std::max(s->peak, rss);
+        s->wake.wait_for(lock, kPeriod, [s] { return !s->active; });
+      }
+    }).detach();
+    std::unique_lock lock(state_->mu);
+    state_->wake.wait(lock, [this] { return state_->ready; });
   }
-  std::fclose(f);
-  return kib;
+  const long baseline = current_rss_kib();
+  std::lock_guard lock(state_->mu);
+  state_->peak = baseline;
+  state_->active = true;
+  state_->wake.notify_all();
+  return baseline;
 }
 
-}  // namespace
-
-long current_rss_kib() { return status_kib("VmRSS:"); }
-
-long peak_rss_kib() {
-  const long hwm = status_kib("VmHWM:");
-  if (hwm >= 0) return hwm;
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return -1;
-  return usage.ru_maxrss;  // KiB on Linux
-}
-
-bool reset_peak_rss() {
-  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
-  if (f == nullptr) return false;
-  const bool wrote = std::fputs("5", f) >= 0;
-  return std::fclose(f) == 0 && wrote;
+long rss_peak_sampler::finish() {
+  const long last = current_rss_kib();
+  std::lock_guard lock(state_->mu);
+  state_->active = false;
+  state_->wake.notify_all();
+  return std::max(state_->peak, last);
 }
 
 }  // namespace syncpool_bench

@@ -1,24 +1,52 @@
 // bench/process_memory.h
 //
-// The memory footprint of the calling process as Linux reports it
-// (/proc/self/status), for the memory columns of compare_allocators.
+// The memory footprint of the calling process as Linux reports it, for the
+// memory columns of compare_allocators.
+//
+// Why not VmHWM for the peak: since Linux 6.2 a process's RSS lives in
+// per-CPU counters, and the kernel moves the high-water mark only when pages
+// are unmapped, from those counters' unsummed (approximate) total. On the
+// project's 2-CPU machines (Linux 6.18) VmHWM missed a 1 MiB touch-and-unmap
+// by 88 KiB, and right after a reset it could sit above the exact RSS: on the
+// small workloads that error was larger than the workload. The resident
+// count in /proc/self/statm is summed over CPUs (it matched smaps_rollup page
+// for page there), so the peak here is the largest of frequent exact samples.
 
 #ifndef SYNCPOOL_BENCH_PROCESS_MEMORY_H_
 #define SYNCPOOL_BENCH_PROCESS_MEMORY_H_
 
+#include <chrono>
+
 namespace syncpool_bench {
 
-// Resident set size now (VmRSS), in KiB; -1 if unknown.
+// Resident set size now (/proc/self/statm), in KiB; -1 if unknown.
 long current_rss_kib();
 
-// Peak resident set size (VmHWM, else getrusage's ru_maxrss), in KiB; -1 if
-// unknown.
-long peak_rss_kib();
+// Follows the RSS from a thread of its own between start() and finish().
+// Not thread-safe: one caller (a run's thread 0) starts and finishes it.
+// A rise and fall shorter than the period can be missed, so the peak is a
+// lower bound, never above an RSS the process really had.
+class rss_peak_sampler {
+ public:
+  static constexpr std::chrono::microseconds kPeriod{200};
 
-// Resets the peak (VmHWM) to the current RSS by writing "5" to
-// /proc/self/clear_refs. Returns false where that is not allowed; the peak
-// then covers the whole life of the process.
-bool reset_peak_rss();
+  // The one sampler of the process. Its thread starts on the first start()
+  // and before that call reads the RSS, so its stack is in every baseline.
+  static rss_peak_sampler& instance();
+
+  // Begins a new peak; returns the RSS at this moment (the baseline), KiB.
+  long start();
+
+  // Stops sampling; returns the largest RSS seen since start(), a last
+  // sample included, in KiB (-1 if the RSS cannot be read).
+  long finish();
+
+ private:
+  rss_peak_sampler() = default;
+  ~rss_peak_sampler() = delete;  // its thread runs until the process exits
+  struct state;
+  state* state_ = nullptr;
+};
 
 }  // namespace syncpool_bench
 

@@ -67,14 +67,7 @@ std::vector<std::shared_ptr<void>> parked;
 
 }  // namespace
 
-void begin_memory() {
-  // The peak first: it restarts at the RSS of that moment, and every RSS
-  // read afterwards, the baseline's included, is at most the peak. The other
-  // way round, a malloc that gave memory back in between (mimalloc purges
-  // on a timer) had peaks below the baseline.
-  reset_peak_rss();
-  baseline_kib = current_rss_kib();
-}
+void begin_memory() { baseline_kib = rss_peak_sampler::instance().start(); }
 
 long baseline_rss_kib() { return baseline_kib; }
 
@@ -108,7 +101,7 @@ void report_memory(benchmark::State& state,
   syncpool::collect();
   const std::optional<std::size_t> held_collected = held();
   const long rss_collected = current_rss_kib();
-  const long peak = peak_rss_kib();
+  const long peak = rss_peak_sampler::instance().finish();
 
   const auto growth = [](long kib) { return static_cast<double>(kib - baseline_kib); };
   if (baseline_kib >= 0) {

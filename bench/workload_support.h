@@ -48,8 +48,8 @@ class rng {
   std::uint64_t state_;
 };
 
-// Call first thing in a run (thread 0 only): resets the peak RSS, then
-// records the RSS as this invocation's baseline.
+// Call first thing in a run (thread 0 only): records the RSS as this
+// invocation's baseline and starts following its peak (rss_peak_sampler).
 void begin_memory();
 
 // The baseline begin_memory() took, in KiB; -1 if unknown.

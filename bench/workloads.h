@@ -13,7 +13,8 @@
 // the start of the same invocation. They mean most in a fresh process's
 // only invocation (bench_config::fixed_iterations): a later invocation
 // reuses what the malloc kept from earlier ones.
-//   peak_rss_kib          peak RSS during the invocation
+//   peak_rss_kib          peak RSS during the invocation (sampled every
+//                         200 µs, exactly: see process_memory.h)
 //   rss_after_kib         RSS while the resource is still alive
 //   rss_collected_kib     the same after two syncpool::collect() cycles
 //   held_bytes            bytes the resource still holds from its upstream
