@@ -3,7 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cinttypes>
+#include <cstdint>
+#include <string>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -26,6 +31,34 @@ long current_rss_kib() {
   if (std::sscanf(text, "%ld %ld", &size_pages, &resident_pages) != 2) return -1;
   static const long page_kib = ::sysconf(_SC_PAGESIZE) / 1024;
   return resident_pages * page_kib;
+}
+
+void prefault_file_mappings() {
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) return;
+  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  char line[4096];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    std::uintptr_t start = 0, end = 0;
+    unsigned long long offset = 0;
+    char perms[8] = {};
+    int path_at = 0;
+    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %*s %n", &start, &end, perms,
+                    &offset, &path_at) != 4 ||
+        perms[0] != 'r' || path_at == 0 || line[path_at] != '/') {
+      continue;  // unreadable, anonymous, or [vdso] and the like
+    }
+    std::string path(line + path_at);
+    while (!path.empty() && path.back() == '\n') path.pop_back();
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    // Past the end of its file a mapping's pages raise SIGBUS.
+    const unsigned long long file_end = static_cast<unsigned long long>(st.st_size);
+    for (std::uintptr_t p = start; p < end && offset + (p - start) < file_end; p += page) {
+      (void)*reinterpret_cast<const volatile char*>(p);
+    }
+  }
+  std::fclose(maps);
 }
 
 struct rss_peak_sampler::state {

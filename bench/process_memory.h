@@ -22,6 +22,14 @@ namespace syncpool_bench {
 // Resident set size now (/proc/self/statm), in KiB; -1 if unknown.
 long current_rss_kib();
 
+// Reads one byte of every page of every file the process maps (its code,
+// its libraries' code and read-only data), so that those pages are
+// resident before a baseline is taken. A page of code counts in RSS once
+// first run, and the kernel faults code in 64 KiB at a time: a workload
+// that first reached a new corner of Google Benchmark's loop (or of a
+// resource's code) showed 64 KiB of growth that was no allocator's memory.
+void prefault_file_mappings();
+
 // Follows the RSS from a thread of its own between start() and finish().
 // Not thread-safe: one caller (a run's thread 0) starts and finishes it.
 // A rise and fall shorter than the period can be missed, so the peak is a
