@@ -167,7 +167,7 @@ class progress {
   void note(const std::string& line) { std::cerr << (tty_ ? "\n" : "") << line << '\n'; }
   void done() {
     if (tty_) std::cerr << "\r\033[K";
-    std::cerr << "compare_allocators: " << total_ << " benchmarks in "
+    std::cerr << "compare_allocators: " << total_ << " runs (timed, then memory) in "
               << static_cast<long>(seconds() + 0.5) << " s\n";
   }
   double seconds() const {
@@ -321,35 +321,36 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
   char min_time[32];
   std::snprintf(min_time, sizeof min_time, "%g", opts.effective_min_time());
 
-  progress bar(jobs.size());
+  // Two passes: every timed run, then every memory run, so that a memory
+  // run knows the iteration counts of its whole column.
+  progress bar(jobs.size() * 2);
   std::vector<result> results;
   std::map<std::string, record> contexts;
+  // Runs job `j`'s binary with `flags`; its records, or why not.
+  const auto run_benchmark = [&](const job& j, std::vector<std::string> flags, double limit_s,
+                                 std::vector<record>* records) -> std::string {
+    const fs::path records_path = scratch / "run.records";
+    std::error_code ec;
+    fs::remove(records_path, ec);
+    flags.insert(flags.begin(), j.path);
+    flags.push_back("--records=" + records_path.string());
+    if (opts.threads > 0) flags.push_back("--threads=" + std::to_string(opts.threads));
+    const std::string err_path = (scratch / "run.err").string();
+    const process_result ran = run_process(flags, (scratch / "run.out").string(), err_path, limit_s);
+    *records = read_records(read_file(records_path.string()));
+    if (ran.ok()) return "";
+    std::string err = read_file(err_path, 600);
+    while (!err.empty() && err.back() == '\n') err.pop_back();
+    return ran.describe() + (err.empty() ? "" : ": " + err);
+  };
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const job& j = jobs[i];
     bar.show(i, j);
-    // Runs the benchmark's binary with `flags`; its records, or why not.
-    const auto run_benchmark = [&](std::vector<std::string> flags, double limit_s,
-                                   std::vector<record>* records) -> std::string {
-      const fs::path records_path = scratch / "run.records";
-      std::error_code ec;
-      fs::remove(records_path, ec);
-      flags.insert(flags.begin(), j.path);
-      flags.push_back("--records=" + records_path.string());
-      if (opts.threads > 0) flags.push_back("--threads=" + std::to_string(opts.threads));
-      const std::string err_path = (scratch / "run.err").string();
-      const process_result ran =
-          run_process(flags, (scratch / "run.out").string(), err_path, limit_s);
-      *records = read_records(read_file(records_path.string()));
-      if (ran.ok()) return "";
-      std::string err = read_file(err_path, 600);
-      while (!err.empty() && err.back() == '\n') err.pop_back();
-      return ran.describe() + (err.empty() ? "" : ": " + err);
-    };
     std::vector<std::string> flags = {"--benchmark_filter=^" + j.id.name + "$",
                                       std::string("--benchmark_min_time=") + min_time};
     if (repetitions > 1) flags.push_back("--benchmark_repetitions=" + std::to_string(repetitions));
     std::vector<record> records;
-    const std::string timing_error = run_benchmark(flags, timeout, &records);
+    const std::string timing_error = run_benchmark(j, flags, timeout, &records);
     result r = summarize_runs(j.id, j.malloc, records, warmup);
     if (!timing_error.empty()) {
       r.error = timing_error;
@@ -358,19 +359,29 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
     for (const record& rec : records) {
       if (rec.text("kind") == "context") contexts.try_emplace(j.malloc, rec);
     }
+    results.push_back(std::move(r));
+  }
+  // Every row of a column runs the same work in its memory run: the median
+  // of the iterations the column's rows ran in their median repetition, per
+  // thread. (With each row's own count, a row 10x slower ran 10x less work,
+  // and its caches had less time to grow: a slow allocator looked small.)
+  const std::map<std::string, long> memory_iterations = memory_run_iterations(results);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const job& j = jobs[i];
+    result& r = results[i];
+    bar.show(jobs.size() + i, j);
     if (r.ok()) {
-      // As many iterations as the median repetition ran, in one invocation
-      // (Google Benchmark reports them summed over the threads).
-      const long iterations = std::max(1L, static_cast<long>(r.iterations / r.threads));
+      std::vector<record> records;
+      const long iterations = memory_iterations.at(column_key(r));
       const std::string memory_error =
-          run_benchmark({"--benchmark_filter=" + memory_run_filter(j.id.name),
+          run_benchmark(j,
+                        {"--benchmark_filter=" + memory_run_filter(j.id.name),
                          "--iterations=" + std::to_string(iterations)},
                         timeout, &records);
       take_memory_counters(records, &r);
       if (!memory_error.empty()) r.error = "memory run: " + memory_error;
     }
     if (r.failed()) bar.note(j.id.name + ": " + r.error);
-    results.push_back(std::move(r));
   }
   bar.done();
 

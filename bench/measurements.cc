@@ -137,4 +137,24 @@ void take_memory_counters(const std::vector<record>& records, result* r) {
   r->upstream_per_resource_bytes = counter("upstream_per_resource_bytes");
 }
 
+std::string column_key(const result& r) {
+  return r.workload + '/' + r.param + '/' + std::to_string(r.threads);
+}
+
+std::map<std::string, long> memory_run_iterations(const std::vector<result>& results) {
+  std::map<std::string, std::vector<double>> per_column;
+  for (const result& r : results) {
+    std::vector<double>& counts = per_column[column_key(r)];
+    // (Google Benchmark reports a threaded run's iterations summed over its
+    // threads; --iterations gives each thread that many.)
+    if (r.ok()) counts.push_back(r.iterations / std::max(1, r.threads));
+  }
+  std::map<std::string, long> iterations;
+  for (const auto& [column, counts] : per_column) {
+    const double median = counts.empty() ? 1 : median_min_max(counts).median;
+    iterations[column] = std::max(1L, static_cast<long>(median));
+  }
+  return iterations;
+}
+
 }  // namespace syncpool_bench

@@ -7,6 +7,7 @@
 #ifndef SYNCPOOL_BENCH_MEASUREMENTS_H_
 #define SYNCPOOL_BENCH_MEASUREMENTS_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,16 @@ result summarize_runs(const benchmark_id& id, const std::string& binary,
 // that selects benchmark `name` there, where Google Benchmark has put
 // "iterations:N" into its name.
 std::string memory_run_filter(const std::string& name);
+
+// The column a result belongs to: workload, column (param) and threads,
+// as one string.
+std::string column_key(const result& r);
+
+// The iterations (per thread) of every column's memory runs, by
+// column_key(): the median over the column's rows that ran (r.ok()) of the
+// iterations of their median repetition, per thread; at least 1. So every
+// row of a column does the same work in its memory run.
+std::map<std::string, long> memory_run_iterations(const std::vector<result>& results);
 
 // Sets the memory counters of `*r` from the records of its memory run (or
 // its error, if that run failed).

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace syncpool_bench {
@@ -105,6 +107,35 @@ TEST(MeasurementsTest, ErrorsLimitsAndMissingRuns) {
   no_items.set("name", name);
   no_items.set("repetition", 0);
   EXPECT_TRUE(summarize_runs(id_of(name), "glibc", {no_items}, 0).failed());
+}
+
+TEST(MeasurementsTest, EveryRowOfAColumnRunsTheMedianIterationsInItsMemoryRun) {
+  const auto make = [](std::string allocator, std::string param, int threads, double iterations,
+                       std::string error = "") {
+    result r;
+    r.workload = "prodcons";
+    r.allocator = std::move(allocator);
+    r.param = std::move(param);
+    r.threads = threads;
+    r.iterations = iterations;  // summed over the threads, as reported
+    r.error = std::move(error);
+    return r;
+  };
+  const std::vector<result> results = {
+      make("pool_resource", "64", 2, 2000),
+      make("synchronized_pool", "64", 2, 200),  // slow: 100 per thread
+      make("malloc_free_glibc", "64", 2, 600),
+      make("broken", "64", 2, 1e9, "segfault"),  // not counted
+      make("pool_resource", "mixed", 2, 80),
+      make("pool_resource", "mixed", 1, 0.5),  // at least 1
+  };
+  const std::map<std::string, long> it = memory_run_iterations(results);
+  ASSERT_EQ(it.size(), 3u);
+  EXPECT_EQ(it.at(column_key(results[0])), 300);  // median of 1000, 100, 300
+  EXPECT_EQ(it.at(column_key(results[1])), 300);
+  EXPECT_EQ(it.at(column_key(results[4])), 40);
+  EXPECT_EQ(it.at(column_key(results[5])), 1);
+  EXPECT_NE(column_key(results[4]), column_key(results[5]));
 }
 
 TEST(MeasurementsTest, MemoryRunFilterMatchesTheFixedIterationName) {

@@ -496,11 +496,12 @@ void memory_tables(std::ostringstream& out, const std::vector<grid>& grids, bool
   for (const grid* g : shown) names.push_back(g->workload);
 
   out << "#### Peak and after two collects, every workload\n\n"
-         "Per benchmark invocation, in a process of its own, once the row ran through every "
-         "size on a resource it then destroyed (so that code pages, which a malloc's "
-         "benchmark framework faults in early and a resource only when first called, are not "
-         "counted as memory): "
-         "peak RSS growth over the RSS at the start -> RSS growth left once the work is freed "
+         "Per benchmark invocation, in a process of its own, running as many iterations as "
+         "every other row of its column (the median of their timed runs' counts), once the "
+         "row ran through every size on a resource it then destroyed and every page of the "
+         "process's files was read (so that code pages are not counted as memory): "
+         "peak RSS growth over the RSS at the start (exact RSS sampled every 200 µs) -> RSS "
+         "growth left once the work is freed "
          "and two `syncpool::collect()` cycles ran (the resource still alive), MiB; the "
          "largest over the workload's columns";
   if (!quick) out << "; **bold** = smallest peak of the rows that ran every column";
