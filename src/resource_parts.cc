@@ -62,7 +62,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     uint32_t want;
     {
       spin_lock_guard lock(mu_);
-      if (void* p = free_[b]) {
+      if (void* p = free_ != nullptr ? free_[b] : nullptr) {
         unpoison(p, sizeof(void*));
         std::memcpy(&free_[b], p, sizeof(void*));
         unpoison(p, bytes);
@@ -95,6 +95,15 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     poison(static_cast<char*>(mem) + sizeof(slab), want - sizeof(slab));
     bump_ = static_cast<char*>(mem) + sizeof(slab);
     end_ = static_cast<char*>(mem) + want;
+    if (free_ == nullptr) {
+      // The first slab (or the first since detach()); a slab is at least
+      // 1 KiB, so the heads fit.
+      static_assert(sizeof(slab) + kHeadsBytes < 1024);
+      unpoison(bump_, kHeadsBytes);
+      free_ = reinterpret_cast<void**>(bump_);
+      std::fill_n(free_, kBuckets, nullptr);
+      bump_ += kHeadsBytes;
+    }
     next_slab_ = std::min<uint32_t>(next_slab_ * 2, 16384);
   }
 }
@@ -136,7 +145,7 @@ meta_arena::detached meta_arena::detach() noexcept {
   detached d{slabs_, large_};
   slabs_ = large_ = nullptr;
   bump_ = end_ = nullptr;
-  std::fill(std::begin(free_), std::end(free_), nullptr);
+  free_ = nullptr;  // they were in a slab
   next_slab_ = 1024;
   bytes_.store(0, std::memory_order_relaxed);
   return d;

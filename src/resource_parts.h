@@ -154,10 +154,15 @@ class meta_arena {
   static constexpr int kBuckets = 40;  // 16, 32, ..., 256, 320, ..., 1024, 1280, ..., 4096
   static constexpr std::size_t kLargest = 4096;
   static constexpr std::size_t kLargeHeader = 64;
+  static constexpr std::size_t kHeadsBytes = sizeof(void*) * kBuckets;
   static int bucket_index(std::size_t size) noexcept;  // of a bucket_bytes() result
 
   spin_mutex mu_;
-  void* free_[kBuckets] ABSL_GUARDED_BY(mu_) = {};
+  // The buckets' free lists, kBuckets heads at the start of the first slab
+  // (nullptr until there is one): inline they were a third of a resource's
+  // size, and a resource that lives in its young phase (the commonest short
+  // life) never makes a slab.
+  void** free_ ABSL_GUARDED_BY(mu_) = nullptr;
   char* bump_ ABSL_GUARDED_BY(mu_) = nullptr;
   char* end_ ABSL_GUARDED_BY(mu_) = nullptr;
   slab* slabs_ ABSL_GUARDED_BY(mu_) = nullptr;

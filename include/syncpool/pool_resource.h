@@ -123,7 +123,7 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 960;
+inline constexpr std::size_t kResourceImplBytes = 656;
 }  // namespace internal
 
 // syncpool::pool_resource_options
