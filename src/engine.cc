@@ -549,7 +549,10 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   uint32_t lo = std::min(c->base, cls);
   uint32_t hi = std::max(c->base + c->nclasses, cls + 1);
   if (c->cls_bytes == 0 && hi - lo <= kInlineClasses) {
-    // Still fits inline: shift the entries if the base moves down.
+    // Still fits inline: shift the entries if the base moves down. Under
+    // the engine lock, as stats() reads them under it (rare: once per
+    // range change).
+    lock_guard lock(mu_);
     if (lo < c->base) {
       const uint32_t shift = c->base - lo;
       for (uint32_t i = c->nclasses; i-- > 0;) {
@@ -568,7 +571,6 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
       }
     }
     for (uint32_t i = 0; i < hi - lo; ++i) c->cls[i].weight = weight_of(lo + i);
-    lock_guard lock(mu_);  // stats() reads the table under the engine lock
     c->base = lo;
     c->nclasses = hi - lo;
     return true;

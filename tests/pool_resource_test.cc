@@ -769,6 +769,32 @@ TEST(PoolResourceGiveBack, FlushedIdleThreadDoesNotPinMemory) {
 // ---------------------------------------------------------------------------
 // Threads
 
+// A thread's cache covers a range of classes; when a smaller class comes,
+// the range moves down and its entries shift. stats() reads those entries
+// from another thread, under the engine lock: the shift must happen under
+// it too. (TSan found the unlocked shift in CrossThreadDeallocationStress;
+// this test makes the shift happen hundreds of times next to stats().)
+TEST(PoolResourceThreads, StatsWhileACacheCoversSmallerClasses) {
+  for (int round = 0; round < 50; ++round) {
+    pool_resource pool;
+    syncpool::internal::testing_hooks::end_young_phase(pool);
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      std::size_t blocks = 0;
+      while (!done.load(std::memory_order_acquire)) blocks += pool.stats().total.cached;
+      EXPECT_GE(blocks, 0u);
+    });
+    std::thread([&] {
+      // Largest first: every next size moves the range's base down.
+      for (std::size_t size = 1024; size >= 8; size -= size > 64 ? 64 : 8) {
+        pool.deallocate(pool.allocate(size), size);
+      }
+    }).join();
+    done.store(true, std::memory_order_release);
+    reader.join();
+  }
+}
+
 TEST(PoolResourceThreads, CrossThreadDeallocationStress) {
   // Producers allocate and fill blocks and hand them through a queue to
   // consumers, which check and free them; a collector cycles meanwhile.
