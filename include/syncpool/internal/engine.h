@@ -50,15 +50,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
-#include "syncpool/internal/mutex.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define SYNCPOOL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SYNCPOOL_TSAN 1
-#endif
-#endif
+#include "syncpool/internal/mutex.h"  // also SYNCPOOL_TSAN
 
 namespace syncpool {
 class pool_resource;

@@ -15,11 +15,39 @@
 
 #include "absl/base/thread_annotations.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define SYNCPOOL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SYNCPOOL_TSAN 1
+#endif
+#endif
+
+#ifdef SYNCPOOL_TSAN
+#include <pthread.h>
+#endif
+
 namespace syncpool {
 namespace internal {
 
+// libstdc++'s std::mutex and std::recursive_mutex end without telling the
+// pthread layer, so ThreadSanitizer took a new lock at the address of a dead
+// one (a resource on the stack of a test that had returned, say) for the
+// same lock, and joined their lock orders into false deadlock cycles. Under
+// TSan, the locks below say when they end.
+#ifdef SYNCPOOL_TSAN
+#define SYNCPOOL_TSAN_LOCK_LIFETIME(type)           \
+  type() = default;                                 \
+  type(const type&) = delete;                       \
+  type& operator=(const type&) = delete;            \
+  ~type() { pthread_mutex_destroy(mu_.native_handle()); }
+#else
+#define SYNCPOOL_TSAN_LOCK_LIFETIME(type)
+#endif
+
 class ABSL_LOCKABLE mutex {
  public:
+  SYNCPOOL_TSAN_LOCK_LIFETIME(mutex)
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   // In a child after fork(): the lock as new, whoever held it in the parent
@@ -35,6 +63,7 @@ class ABSL_LOCKABLE mutex {
 // what that gives back goes to the same upstream, on the same thread.
 class ABSL_LOCKABLE recursive_mutex {
  public:
+  SYNCPOOL_TSAN_LOCK_LIFETIME(recursive_mutex)
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::recursive_mutex(); }
