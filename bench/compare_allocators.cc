@@ -12,6 +12,7 @@
 // benchmark ran (an allocator's limit, reported as such, is not a failure),
 // 1 if some failed, 2 on bad usage or an --out that cannot be written.
 
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -120,6 +121,31 @@ std::string describe_machine() {
     out << ", load average " << buf << " at start";
   }
   return out.str();
+}
+
+// CPU time, in seconds, that every process of the machine spent running
+// (user, nice and system time of /proc/stat's "cpu" line) since boot; -1 if
+// unknown.
+double busy_cpu_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string label;
+  double user = 0, nice = 0, system = 0;
+  if (!(in >> label >> user >> nice >> system) || label != "cpu") return -1;
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (user + nice + system) / ticks;
+}
+
+// CPU time, in seconds, of this process and of the children it waited for
+// (every benchmark process).
+double own_cpu_seconds() {
+  double total = 0;
+  for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage u{};
+    if (getrusage(who, &u) != 0) continue;
+    total += static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+             static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  return total;
 }
 
 // The commit of the sources measured, when run from a git checkout with
@@ -323,6 +349,8 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
 
   // Two passes: every timed run, then every memory run, so that a memory
   // run knows the iteration counts of its whole column.
+  const double busy_before = busy_cpu_seconds();
+  const double own_before = own_cpu_seconds();
   progress bar(jobs.size() * 2);
   std::vector<result> results;
   std::map<std::string, record> contexts;
@@ -387,13 +415,21 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
 
   info.seconds = bar.seconds();
   info.settings = settings_line(opts, jobs, contexts, &info.warnings);
-  double load[1] = {0};
-  if (getloadavg(load, 1) == 1 && load[0] > 0.5 * std::thread::hardware_concurrency() + 0.5) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", load[0]);
-    info.warnings.push_back(std::string("load average ") + buf +
-                            " at the end: other processes competed for the CPUs, timings are "
-                            "noisy");
+  // What other processes took of the CPUs while the benchmarks ran: the
+  // machine's busy time less this process's and its children's. (The load
+  // average at the end, which this used to report, counts the threaded
+  // benchmarks' own 64 threads, and warned after every run.)
+  const double busy_after = busy_cpu_seconds();
+  if (busy_before >= 0 && busy_after >= 0 && info.seconds > 0) {
+    const double others = busy_after - busy_before - (own_cpu_seconds() - own_before);
+    const double share =
+        others / (info.seconds * std::max(1u, std::thread::hardware_concurrency()));
+    if (share > 0.05) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.0f%%", 100 * share);
+      info.warnings.push_back(std::string("other processes used ") + buf +
+                              " of the CPUs during the run: timings are noisy");
+    }
   }
 
   const std::string report = markdown_report(results, info);
