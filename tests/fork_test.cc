@@ -216,4 +216,32 @@ TEST(ForkTest, CollectorDestroyedInAChildDoesNotWaitForTheParentsThread) {
   }
 }
 
+// A parent with no other thread of its own forks, and the child uses its
+// copies of a resource and a pool and destroys them. (Under TSan, the locks
+// the fork handlers took and the child re-made used to stay held in TSan's
+// records, and their destruction was reported: TSan only watches a child
+// whose parent had one thread.)
+TEST(ForkTest, AChildDestroysTheResourcesItInherited) {
+  for (int i = 0; i < 3; ++i) {
+    auto resource = std::make_unique<syncpool::pool_resource>();
+    auto objects = std::make_unique<syncpool::pool<std::string>>(
+        [] { return std::make_unique<std::string>(64, 'x'); });
+    resource->deallocate(resource->allocate(64), 64);
+    objects->put(objects->get());
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      resource->deallocate(resource->allocate(128), 128);
+      objects->put(objects->get());
+      resource.reset();
+      objects.reset();
+      syncpool::collect();
+      std::_Exit(0);
+    }
+    const int status = wait_with_deadline(pid, 5);
+    ASSERT_NE(status, -1) << "the child hung";
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+}
+
 }  // namespace

@@ -41,8 +41,10 @@ namespace internal {
   type(const type&) = delete;                       \
   type& operator=(const type&) = delete;            \
   ~type() { pthread_mutex_destroy(mu_.native_handle()); }
+#define SYNCPOOL_TSAN_FORGET_HOLDER() pthread_mutex_unlock(mu_.native_handle())
 #else
 #define SYNCPOOL_TSAN_LOCK_LIFETIME(type)
+#define SYNCPOOL_TSAN_FORGET_HOLDER()
 #endif
 
 class ABSL_LOCKABLE mutex {
@@ -50,9 +52,13 @@ class ABSL_LOCKABLE mutex {
   SYNCPOOL_TSAN_LOCK_LIFETIME(mutex)
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  // In a child after fork(): the lock as new, whoever held it in the parent
-  // (that thread does not exist here).
-  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::mutex(); }
+  // In a child after fork(), where the forking thread took it (fork.h): the
+  // lock as new. (Under TSan, unlocked first, so that TSan does not take it
+  // for held by this thread forever, and report its destruction.)
+  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    SYNCPOOL_TSAN_FORGET_HOLDER();
+    new (&mu_) std::mutex();
+  }
 
  private:
   std::mutex mu_;
@@ -66,7 +72,12 @@ class ABSL_LOCKABLE recursive_mutex {
   SYNCPOOL_TSAN_LOCK_LIFETIME(recursive_mutex)
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::recursive_mutex(); }
+  // (A recursive lock's unlock fails in the child: its owner is a thread id
+  // of the parent. Under TSan it is still called, for TSan's records.)
+  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    SYNCPOOL_TSAN_FORGET_HOLDER();
+    new (&mu_) std::recursive_mutex();
+  }
 
  private:
   std::recursive_mutex mu_;
