@@ -3,12 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <sys/stat.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdint>
-#include <string>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -36,27 +35,20 @@ long current_rss_kib() {
 void prefault_file_mappings() {
   std::FILE* maps = std::fopen("/proc/self/maps", "r");
   if (maps == nullptr) return;
-  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   char line[4096];
   while (std::fgets(line, sizeof line, maps) != nullptr) {
     std::uintptr_t start = 0, end = 0;
-    unsigned long long offset = 0;
     char perms[8] = {};
     int path_at = 0;
-    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %*s %n", &start, &end, perms,
-                    &offset, &path_at) != 4 ||
+    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %n", &start, &end, perms,
+                    &path_at) != 3 ||
         perms[0] != 'r' || path_at == 0 || line[path_at] != '/') {
       continue;  // unreadable, anonymous, or [vdso] and the like
     }
-    std::string path(line + path_at);
-    while (!path.empty() && path.back() == '\n') path.pop_back();
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    // Past the end of its file a mapping's pages raise SIGBUS.
-    const unsigned long long file_end = static_cast<unsigned long long>(st.st_size);
-    for (std::uintptr_t p = start; p < end && offset + (p - start) < file_end; p += page) {
-      (void)*reinterpret_cast<const volatile char*>(p);
-    }
+    // The kernel reads the pages in, and answers an error (not SIGBUS)
+    // past the end of a file that shrank. Best effort: a page left out
+    // shows as growth, as before.
+    ::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ);
   }
   std::fclose(maps);
 }
@@ -66,7 +58,8 @@ struct rss_peak_sampler::state {
   std::condition_variable wake;
   bool ready = false;
   bool active = false;
-  long peak = -1;  // guarded by mu
+  uint64_t generation = 0;  // one per start(): a sample of an older one is dropped
+  long peak = -1;           // guarded by mu
 };
 
 rss_peak_sampler& rss_peak_sampler::instance() {
@@ -74,40 +67,45 @@ rss_peak_sampler& rss_peak_sampler::instance() {
   return *sampler;
 }
 
+void rss_peak_sampler::prepare() {
+  if (state_ != nullptr) return;
+  state_ = new state;
+  std::thread([s = state_] {
+    current_rss_kib();  // its stack pages, before any baseline
+    std::unique_lock lock(s->mu);
+    s->ready = true;
+    s->wake.notify_all();
+    for (;;) {
+      s->wake.wait(lock, [s] { return s->active; });
+      const uint64_t generation = s->generation;
+      lock.unlock();
+      const long rss = current_rss_kib();
+      lock.lock();
+      if (s->generation == generation) s->peak = std::max(s->peak, rss);
+      s->wake.wait_for(lock, kPeriod);
+    }
+  }).detach();
+  std::unique_lock lock(state_->mu);
+  state_->wake.wait(lock, [this] { return state_->ready; });
+}
+
 long rss_peak_sampler::start() {
-  if (state_ == nullptr) {
-    state_ = new state;
-    std::thread([s = state_] {
-      current_rss_kib();  // its stack pages, before the baseline
-      std::unique_lock lock(s->mu);
-      s->ready = true;
-      s->wake.notify_all();
-      for (;;) {
-        s->wake.wait(lock, [s] { return s->active; });
-        lock.unlock();
-        const long rss = current_rss_kib();
-        lock.lock();
-        if (s->active) s->peak = std::max(s->peak, rss);
-        s->wake.wait_for(lock, kPeriod, [s] { return !s->active; });
-      }
-    }).detach();
-    std::unique_lock lock(state_->mu);
-    state_->wake.wait(lock, [this] { return state_->ready; });
-  }
+  prepare();
   const long baseline = current_rss_kib();
   std::lock_guard lock(state_->mu);
+  ++state_->generation;
   state_->peak = baseline;
   state_->active = true;
   state_->wake.notify_all();
   return baseline;
 }
 
-long rss_peak_sampler::finish() {
-  const long last = current_rss_kib();
+long rss_peak_sampler::peak() {
+  if (state_ == nullptr) return -1;
+  const long now = current_rss_kib();
   std::lock_guard lock(state_->mu);
-  state_->active = false;
-  state_->wake.notify_all();
-  return std::max(state_->peak, last);
+  if (!state_->active) return -1;
+  return std::max(state_->peak, now);
 }
 
 }  // namespace syncpool_bench

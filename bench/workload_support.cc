@@ -35,6 +35,21 @@ void every_size(std::pmr::memory_resource* r, void*) {
   }
 }
 
+// Memory runs only (a fixed iteration count): the sampler's wake-ups would
+// take CPU from a timed run.
+bool memory_run() { return fixed_iterations > 0; }
+
+// Before the malloc gives back what it holds free: what this allocates
+// (reading /proc/self/maps, the sampler's thread) is then in the baseline.
+void prepare_memory_measurement() {
+  static const bool prepared = [] {
+    prefault_file_mappings();
+    rss_peak_sampler::instance().prepare();
+    return true;
+  }();
+  (void)prepared;
+}
+
 // A memory run measures RSS growth from a baseline taken at its start. Code
 // pages count in RSS too: a malloc's were faulted in long before (the
 // benchmark framework calls malloc), syncpool's and the pmr resources' only
@@ -43,8 +58,8 @@ void every_size(std::pmr::memory_resource* r, void*) {
 // once through every size on a resource of its own (and on a second thread,
 // for the thread set-up paths), which it then destroys: every row starts
 // with its code in memory. Then the malloc gives back what it holds free
-// (set_release_free_memory), or it could do so during the run: mimalloc's
-// delayed purge made peaks come out below the baseline.
+// (set_release_free_memory) now rather than during the run (mimalloc purges
+// on a timer), where the RSS would drop below the baseline.
 void warm_up(const allocator_row& row) {
   if (row.make) {
     std::unique_ptr<bench_resource> res = row.make();
@@ -56,6 +71,7 @@ void warm_up(const allocator_row& row) {
   }
   syncpool::collect();
   syncpool::collect();
+  prepare_memory_measurement();
   if (release_free_memory != nullptr) release_free_memory();
 }
 
@@ -68,8 +84,11 @@ std::vector<std::shared_ptr<void>> parked;
 }  // namespace
 
 void begin_memory() {
-  static const bool code_resident = (prefault_file_mappings(), true);
-  (void)code_resident;
+  if (!memory_run()) {
+    baseline_kib = current_rss_kib();
+    return;
+  }
+  prepare_memory_measurement();  // where no warm-up ran
   baseline_kib = rss_peak_sampler::instance().start();
 }
 
@@ -105,7 +124,7 @@ void report_memory(benchmark::State& state,
   syncpool::collect();
   const std::optional<std::size_t> held_collected = held();
   const long rss_collected = current_rss_kib();
-  const long peak = rss_peak_sampler::instance().finish();
+  const long peak = memory_run() ? rss_peak_sampler::instance().peak() : -1;
 
   const auto growth = [](long kib) { return static_cast<double>(kib - baseline_kib); };
   if (baseline_kib >= 0) {
