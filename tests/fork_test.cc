@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <memory_resource>
 #include <optional>
@@ -200,19 +202,29 @@ TEST(ForkTest, ChildrenForkedWhileThreadsHammerThePoolsExitCleanly) {
 
 // A collector object inherited by a child: its thread does not exist there,
 // so destroying it in the child must neither hang nor crash.
+// Forks; the child runs `child` and exits with 0. The child must be done
+// within `seconds`. False (with a test failure) when it was not.
+bool child_exits_cleanly(int seconds, const std::function<void()>& child) {
+  const pid_t pid = fork();
+  EXPECT_GE(pid, 0) << std::strerror(errno);
+  if (pid < 0) return false;
+  if (pid == 0) {
+    child();
+    std::_Exit(0);
+  }
+  const int status = wait_with_deadline(pid, seconds);
+  EXPECT_NE(status, -1) << "the child hung";
+  EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 TEST(ForkTest, CollectorDestroyedInAChildDoesNotWaitForTheParentsThread) {
   auto gc = std::make_unique<syncpool::collector>(std::chrono::microseconds(200));
   for (int i = 0; i < 20; ++i) {
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
+    ASSERT_TRUE(child_exits_cleanly(2, [&] {
       gc.reset();
       syncpool::collect();
-      std::_Exit(0);
-    }
-    const int status = wait_with_deadline(pid, 2);
-    ASSERT_NE(status, -1) << "the child hung destroying the collector";
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    })) << "destroying the collector";
   }
 }
 
@@ -228,19 +240,13 @@ TEST(ForkTest, AChildDestroysTheResourcesItInherited) {
         [] { return std::make_unique<std::string>(64, 'x'); });
     resource->deallocate(resource->allocate(64), 64);
     objects->put(objects->get());
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
+    ASSERT_TRUE(child_exits_cleanly(5, [&] {
       resource->deallocate(resource->allocate(128), 128);
       objects->put(objects->get());
       resource.reset();
       objects.reset();
       syncpool::collect();
-      std::_Exit(0);
-    }
-    const int status = wait_with_deadline(pid, 5);
-    ASSERT_NE(status, -1) << "the child hung";
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }));
   }
 }
 
