@@ -36,10 +36,7 @@ namespace internal {
 // same lock, and joined their lock orders into false deadlock cycles. Under
 // TSan, the locks below say when they end.
 #ifdef SYNCPOOL_TSAN
-#define SYNCPOOL_TSAN_LOCK_LIFETIME(type)           \
-  type() = default;                                 \
-  type(const type&) = delete;                       \
-  type& operator=(const type&) = delete;            \
+#define SYNCPOOL_TSAN_LOCK_LIFETIME(type) \
   ~type() { pthread_mutex_destroy(mu_.native_handle()); }
 #define SYNCPOOL_TSAN_FORGET_HOLDER() pthread_mutex_unlock(mu_.native_handle())
 #else
