@@ -303,6 +303,15 @@ std::string format_amount(double v, int decimals) {
 
 std::string mib(double kib) { return format_amount(kib / 1024, 1); }
 
+// "300 vs 96 KiB" when both fit under a MiB, where "0.3 vs 0.1 MiB" would hide
+// the ratio; "480.0 vs 100.0 MiB" otherwise.
+std::string kib_or_mib_pair(double a_kib, double b_kib) {
+  if (std::max(a_kib, b_kib) < 1024) {
+    return format_amount(a_kib, 0) + " vs " + format_amount(b_kib, 0) + " KiB";
+  }
+  return mib(a_kib) + " vs " + mib(b_kib) + " MiB";
+}
+
 void table_header(std::ostringstream& out, const std::string& first,
                   const std::vector<std::string>& columns) {
   out << "| " << first << " |";
@@ -1017,8 +1026,9 @@ std::vector<goal> judge_goals(const std::vector<grid>& grids) {
         const double ratio = *ours->peak_rss_kib / std::max(*best->peak_rss_kib, 4.0);
         if (ratio > worst) {
           worst = ratio;
-          text = g.workload + " " + g.column_name(column) + ": " + mib(*ours->peak_rss_kib) +
-                 " vs " + mib(*best->peak_rss_kib) + " MiB (`" + label(best->allocator) + "`)";
+          text = g.workload + " " + g.column_name(column) + ": " +
+                 kib_or_mib_pair(*ours->peak_rss_kib, *best->peak_rss_kib) + " (`" +
+                 label(best->allocator) + "`)";
         }
       }
       compared += any;

@@ -187,6 +187,20 @@ TEST(ReportTest, PeakRssGoalComparesColumnByColumn) {
       << summary_markdown(v, info_for(false));
 }
 
+TEST(ReportTest, PeakRssGoalPrintsSmallCellsInKib) {
+  // Under a MiB, one decimal of MiB would read "0.0 vs 0.0".
+  std::vector<result> v;
+  result ours = timed("threads", "pool_resource", "1", 1);
+  ours.peak_rss_kib = 300;
+  result best = timed("threads", "glibc_malloc", "1", 1);
+  best.peak_rss_kib = 96;
+  v.push_back(ours);
+  v.push_back(best);
+  const std::string summary = summary_markdown(v, info_for(false));
+  EXPECT_TRUE(contains(summary, "threads 1 thr: 300 vs 96 KiB (`")) << summary;
+  EXPECT_FALSE(contains(summary, "0.3 vs 0.1 MiB")) << summary;
+}
+
 TEST(ReportTest, CsvHasOneLinePerResultWithTheFastestRow) {
   const std::string csv = csv_report(sample());
   std::istringstream in(csv);
