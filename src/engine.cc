@@ -1425,8 +1425,8 @@ void flush_thread_cache_all() noexcept {
 
 void engine_registry::reset_after_fork(rank r) noexcept {
   if (r != rank::engines) return;
-  new (&fences().mu) std::mutex();
-  new (&mu) std::mutex();
+  renew_after_fork(fences().mu);
+  renew_after_fork(mu);
   new (&unpinned) std::condition_variable();
   // Ask the kernel again for membarrier in the new process.
   membarrier_state().store(-1, std::memory_order_relaxed);

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <new>
 
+#include "syncpool/internal/mutex.h"
+
 namespace syncpool {
 namespace internal {
 
@@ -50,7 +52,7 @@ struct fork_handlers {
         p->reset_after_fork(static_cast<fork_participant::rank>(r));
       }
     }
-    new (&h.mu) std::mutex();
+    renew_after_fork(h.mu);
   }
 
   std::mutex mu;

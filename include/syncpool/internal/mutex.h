@@ -44,18 +44,23 @@ namespace internal {
 #define SYNCPOOL_TSAN_FORGET_HOLDER()
 #endif
 
+// In a child after fork(), for a std::mutex that the forking thread locked
+// (fork.h): the lock as new. Under TSan, unlocked first, so that TSan does
+// not take it for held by this thread forever and report its destruction.
+inline void renew_after_fork(std::mutex& mu) noexcept {
+#ifdef SYNCPOOL_TSAN
+  pthread_mutex_unlock(mu.native_handle());
+#endif
+  new (&mu) std::mutex();
+}
+
 class ABSL_LOCKABLE mutex {
  public:
   SYNCPOOL_TSAN_LOCK_LIFETIME(mutex)
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  // In a child after fork(), where the forking thread took it (fork.h): the
-  // lock as new. (Under TSan, unlocked first, so that TSan does not take it
-  // for held by this thread forever, and report its destruction.)
-  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    SYNCPOOL_TSAN_FORGET_HOLDER();
-    new (&mu_) std::mutex();
-  }
+  // In a child after fork(), where the forking thread took it.
+  void reset_after_fork() ABSL_NO_THREAD_SAFETY_ANALYSIS { renew_after_fork(mu_); }
 
  private:
   std::mutex mu_;
