@@ -401,11 +401,15 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
     if (r.ok()) {
       std::vector<record> records;
       const long iterations = memory_iterations.at(column_key(r));
+      // A row slower than its column's median does more than its timed
+      // runs' work here: its limit grows with it.
+      const double limit =
+          timeout + 3 * memory_run_seconds(r, iterations, opts.effective_min_time());
       const std::string memory_error =
           run_benchmark(j,
                         {"--benchmark_filter=" + memory_run_filter(j.id.name),
                          "--iterations=" + std::to_string(iterations)},
-                        timeout, &records);
+                        limit, &records);
       take_memory_counters(records, &r);
       if (!memory_error.empty()) r.error = "memory run: " + memory_error;
     }

@@ -157,4 +157,10 @@ std::map<std::string, long> memory_run_iterations(const std::vector<result>& res
   return iterations;
 }
 
+double memory_run_seconds(const result& r, long iterations, double min_time_s) {
+  const double own = r.iterations / std::max(1, r.threads);
+  if (!r.ok() || own <= 0) return 0;
+  return min_time_s * static_cast<double>(iterations) / own;
+}
+
 }  // namespace syncpool_bench

@@ -62,6 +62,12 @@ std::string column_key(const result& r);
 // row of a column does the same work in its memory run.
 std::map<std::string, long> memory_run_iterations(const std::vector<result>& results);
 
+// How long r's memory run of `iterations` (per thread) should take: its
+// repetitions ran about `min_time_s` each for r.iterations / r.threads, so a
+// row slower than its column's median runs longer in its memory run than in
+// its timed runs. 0 when r did not run.
+double memory_run_seconds(const result& r, long iterations, double min_time_s);
+
 // Sets the memory counters of `*r` from the records of its memory run (or
 // its error, if that run failed).
 void take_memory_counters(const std::vector<record>& records, result* r);

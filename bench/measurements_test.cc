@@ -138,6 +138,20 @@ TEST(MeasurementsTest, EveryRowOfAColumnRunsTheMedianIterationsInItsMemoryRun) {
   EXPECT_NE(column_key(results[4]), column_key(results[5]));
 }
 
+TEST(MeasurementsTest, AMemoryRunLastsAsLongAsItsShareOfTheTimedRun) {
+  result r;
+  r.workload = "prodcons";
+  r.allocator = "synchronized_pool";
+  r.param = "64";
+  r.threads = 2;
+  r.iterations = 200;  // 100 per thread in about min_time
+  // The column's median row ran 1,000 per thread: ten times the work.
+  EXPECT_DOUBLE_EQ(memory_run_seconds(r, 1000, 0.5), 5.0);
+  EXPECT_DOUBLE_EQ(memory_run_seconds(r, 50, 0.5), 0.25);
+  r.error = "segfault";
+  EXPECT_EQ(memory_run_seconds(r, 1000, 0.5), 0);
+}
+
 TEST(MeasurementsTest, MemoryRunFilterMatchesTheFixedIterationName) {
   const auto matches = [](const std::string& name, const std::string& renamed) {
     return std::regex_search(renamed, std::regex(memory_run_filter(name), std::regex::extended));
