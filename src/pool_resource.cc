@@ -78,7 +78,7 @@ constexpr std::size_t kMaxClassAlignment = 64;
 constexpr uint32_t kYoungAllocations = 256;
 constexpr std::size_t kYoungBytes = std::size_t{64} << 10;
 // Young regions: the first this large, each next one 4 times as large, up
-// to kYoungBytes (what a large block needs, if more).
+// to what the phase may still bump (what a large block needs, if more).
 constexpr std::size_t kFirstYoungRegion = 512;
 
 constexpr uint32_t kClassCount = static_cast<uint32_t>(class_index(kLargestClassLimit)) + 1;
@@ -957,8 +957,13 @@ void* resource_impl::allocate_young(uint32_t cls) {
     // and an aligned_alloc-based upstream takes the size.
     const uint32_t asked = young_.next_region;
     const std::size_t need = sizeof(young_region) + size + align - 1;
+    // No larger than what the phase may still bump: the rest would never be
+    // used (the fifth region, 64 KiB, came after 42.5 KiB of the 64 the
+    // phase bumps at most).
+    const std::size_t left = sizeof(young_region) + (kYoungBytes - young_.bumped) + align - 1;
     const std::size_t bytes =
-        (std::max<std::size_t>(asked, need) + kUpstreamAlignment - 1) & ~(kUpstreamAlignment - 1);
+        (std::max<std::size_t>(std::min<std::size_t>(asked, left), need) + kUpstreamAlignment - 1) &
+        ~(kUpstreamAlignment - 1);
     young_.mu.unlock();
     void* mem;
     try {

@@ -1309,6 +1309,34 @@ TEST(PoolResourceYoungPhase, WhenThePhaseEndsItsEmptyRegionsGo) {
   EXPECT_EQ(pool.stats().young_bytes, 0u);
 }
 
+TEST(PoolResourceYoungPhase, ItsRegionsHoldNoMoreThanThePhaseCanBump) {
+  // The phase bumps at most 64 KiB (kYoungBytes). Regions grow four times
+  // each (512, 2,048, 8,192, 32,768 bytes: 42.5 KiB); a fifth of 64 KiB
+  // would leave two thirds of itself unused, a waste that shows over a
+  // bounded upstream (a buffer on the stack).
+  constexpr std::size_t kPhaseBytes = std::size_t{64} << 10;
+  counting_resource up;
+  pool_resource pool(&up);
+  std::vector<void*> v;
+  while (pool.stats().young_bytes == 0 || v.size() < 1000) {
+    v.push_back(pool.allocate(256));
+    if (pool.stats().total.thread_caches != 0) break;  // the engine served it: the phase is over
+  }
+  // 256 blocks of 256 bytes: the phase's bytes, and its allocations.
+  EXPECT_EQ(v.size(), 257u);
+  // Five regions, each with a header and less than a block unused at its
+  // end, on top of the bumped bytes; no more. (It was 107 KiB.)
+  EXPECT_LE(pool.stats().young_bytes, kPhaseBytes + 5 * (256 + 64));
+  EXPECT_GE(pool.stats().young_bytes, kPhaseBytes);
+  for (void* p : v) pool.deallocate(p, 256);
+  // The young blocks went into the thread cache like any other: two
+  // cycles age them out, and their regions go with the last one.
+  syncpool::collect();
+  syncpool::collect();
+  EXPECT_EQ(pool.stats().young_bytes, 0u);
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
 TEST(PoolResourceYoungPhase, AnUpstreamThatRunsShortEndsThePhaseInsteadOfFailingIt) {
   // A young region the upstream cannot give must not make every later
   // request fail: the engine's chunks, smaller, serve them.
