@@ -192,6 +192,7 @@ struct engine_registry final : fork_participant {
   std::mutex mu;
   std::condition_variable unpinned;
   engine* active = nullptr;  // engines with caches or items (collect visits these)
+  engine* pinned = nullptr;  // engines with pins_ > 0
 
   static engine_registry& get() {
     // Never destroyed: threads and static pools may outlive any order.
@@ -225,7 +226,7 @@ struct engine_registry final : fork_participant {
   }
 
   void pin(engine* e, pin_frame& f) {
-    ++e->pins_;
+    add_pin(e);
     f = pin_frame{e, t_pins};
     t_pins = &f;
   }
@@ -234,9 +235,27 @@ struct engine_registry final : fork_participant {
     {
       std::lock_guard<std::mutex> lock(mu);
       t_pins = f.up;
-      if (f.e != nullptr) --f.e->pins_;
+      if (f.e != nullptr) drop_pin(f.e);
     }
     unpinned.notify_all();
+  }
+  // Every change of a pin count, so that the pinned list is exact.
+  void add_pin(engine* e) {
+    if (e->pins_++ != 0) return;
+    e->pinned_prev_ = nullptr;
+    e->pinned_next_ = pinned;
+    if (pinned != nullptr) pinned->pinned_prev_ = e;
+    pinned = e;
+  }
+  void drop_pin(engine* e) {
+    if (--e->pins_ != 0) return;
+    if (e->pinned_prev_ != nullptr) {
+      e->pinned_prev_->pinned_next_ = e->pinned_next_;
+    } else {
+      pinned = e->pinned_next_;
+    }
+    if (e->pinned_next_ != nullptr) e->pinned_next_->pinned_prev_ = e->pinned_prev_;
+    e->pinned_next_ = e->pinned_prev_ = nullptr;
   }
 
   // fork(): the registry, then every active engine and its classes. An
@@ -814,7 +833,7 @@ thread_cache* engine::revalidate(thread_state& t) {
         install(c);
       }
       t_pins = f.up;
-      if (f.e != nullptr) --pins_;
+      if (f.e != nullptr) reg.drop_pin(this);
     }
     reg.unpinned.notify_all();
     if (c == nullptr) return nullptr;
@@ -1313,7 +1332,7 @@ void engine::drain(bool destroy) {
     for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
       if (f->e == this) {
         f->e = nullptr;
-        --pins_;
+        reg.drop_pin(this);
       }
     }
     reg.unpinned.wait(lock, [this] { return pins_ == 0; });
@@ -1415,7 +1434,7 @@ void flush_thread_cache_all() noexcept {
     lock.lock();
     thread_cache* next = c->tnext;
     t_pins = f.up;
-    if (f.e != nullptr) --e->pins_;
+    if (f.e != nullptr) reg.drop_pin(e);
     reg.unpinned.notify_all();
     c = next;
   }
@@ -1434,7 +1453,6 @@ void engine_registry::reset_after_fork(rank r) noexcept {
   for (engine* e = active; e != nullptr; e = e->active_next_) {
     e->mu_.reset_after_fork();
     if (e->nclasses_ == 1) e->shared(0)->mu.reset_after_fork();  // others: rank blocks, reset already
-    e->pins_ = 0;
     // The caches of threads that do not exist here are handed over as if
     // those threads had exited, if they were consistent at fork() time: an
     // owner inside a critical section may have been half-way through
@@ -1455,8 +1473,18 @@ void engine_registry::reset_after_fork(rank r) noexcept {
       c = next;
     }
   }
+  // The collectors that pinned engines do not exist here, active engines
+  // or not (a member collect() pins its engine either way; collect() takes
+  // an engine off the active list before it lets go of it): only this
+  // thread's pins stand, or release() and the destructor would wait for
+  // them forever.
+  while (engine* e = pinned) {
+    pinned = e->pinned_next_;
+    e->pins_ = 0;
+    e->pinned_next_ = e->pinned_prev_ = nullptr;
+  }
   for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
-    if (f->e != nullptr) ++f->e->pins_;
+    if (f->e != nullptr) add_pin(f->e);
   }
 }
 

@@ -670,6 +670,11 @@ class engine {
   std::atomic<bool> ever_active_{false};
   engine* active_next_ = nullptr;
   engine* active_prev_ = nullptr;
+  // On the registry's list of pinned engines (pins_ > 0), which a fork
+  // child clears: a collector may pin an engine that is not active (a
+  // member collect(), or collect() after it took the engine off the list).
+  engine* pinned_next_ = nullptr;
+  engine* pinned_prev_ = nullptr;
   uint64_t pass_revoked_ = 0;
   uint64_t pass_done_ = 0;
 };
