@@ -1377,7 +1377,10 @@ pool_resource::pool_resource(const pool_resource_options& options, std::pmr::mem
       options.max_blocks_per_chunk == 0 ? most : std::min(options.max_blocks_per_chunk, most);
   thread_cache_bytes_ =
       options.thread_cache_bytes == 0 ? internal::kDefaultThreadCacheBytes : options.thread_cache_bytes;
-  new (impl_) internal::resource_impl(upstream, largest_, options.max_blocks_per_chunk, thread_cache_bytes_);
+  // A bound at or above `most` never binds (no chunk is larger): no bound,
+  // as 0 is. (SIZE_MAX, "no limit", used to overflow blocks x block size.)
+  const std::size_t bound = options.max_blocks_per_chunk >= most ? 0 : options.max_blocks_per_chunk;
+  new (impl_) internal::resource_impl(upstream, largest_, bound, thread_cache_bytes_);
 }
 
 pool_resource::~pool_resource() { impl().~resource_impl(); }

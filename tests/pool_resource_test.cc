@@ -270,6 +270,36 @@ TEST(PoolResourceContract, MaxBlocksPerChunkBoundsEachUpstreamCall) {
   }
 }
 
+TEST(PoolResourceContract, AnUnreachableMaxBlocksPerChunkIsNoBound) {
+  // "No limit" spelled as a huge number: the same resource as the default
+  // (its young phase included), and no overflow of blocks x block size.
+  const std::size_t most = pool_resource().options().max_blocks_per_chunk;
+  for (std::size_t asked : {most, std::size_t{1} << 60, std::numeric_limits<std::size_t>::max()}) {
+    counting_resource plain_up;
+    counting_resource huge_up;
+    {
+      pool_resource plain(&plain_up);
+      pool_resource huge(std::pmr::pool_options{asked, 0}, &huge_up);
+      EXPECT_EQ(huge.options().max_blocks_per_chunk, most) << asked;
+      std::vector<void*> a;
+      std::vector<void*> b;
+      for (std::size_t size : {std::size_t{8}, std::size_t{64}, std::size_t{1000}, std::size_t{4096}}) {
+        for (int i = 0; i < 100; ++i) {
+          a.push_back(plain.allocate(size));
+          b.push_back(huge.allocate(size));
+        }
+        EXPECT_EQ(huge_up.allocate_calls(), plain_up.allocate_calls()) << asked << ", size " << size;
+        for (void* p : a) plain.deallocate(p, size);
+        for (void* p : b) huge.deallocate(p, size);
+        a.clear();
+        b.clear();
+      }
+    }
+    expect_clean(plain_up);
+    expect_clean(huge_up);
+  }
+}
+
 TEST(PoolResourceContract, IsEqualIsIdentity) {
   pool_resource a;
   pool_resource b;

@@ -94,7 +94,9 @@
 //     syncpool, with resources nested over one another, can deadlock (the
 //     callback takes locks in an order fork() cannot follow).
 //   - Young regions are not bounded by max_blocks_per_chunk (they hold blocks
-//     of every class): a resource given that option has no young phase.
+//     of every class): a resource given that option has no young phase. (A
+//     value at or above options().max_blocks_per_chunk of a default
+//     resource never binds, and counts as no bound.)
 //   - No debug checks in normal builds: deallocating with the wrong size or
 //     twice is undefined behaviour, as for every memory_resource. Build with
 //     --config=debug_checks to have it caught (see README).
