@@ -1162,8 +1162,13 @@ void resource_impl::try_reset() noexcept {
   meta_arena::detached freed;
   young_region* young_left = nullptr;  // regions a racing young allocation added
   bool reset = false;
-  bool busy = gate_users_.load(std::memory_order_seq_cst) != 0;
+  // The gate's handshake (Dekker's): each side announces itself, then looks
+  // at the other. gate_enter() raises gate_users_, then reads resetting_;
+  // here resetting_ goes up first, then gate_users_ is read, so that one of
+  // the two sees the other. (Read first, a caller could pass the gate
+  // between the read and the store, and work in direct_ while it reset.)
   resetting_.store(true, std::memory_order_seq_cst);
+  bool busy = gate_users_.load(std::memory_order_seq_cst) != 0;
   if (!busy) engine_.if_idle([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     bool empty = direct_.live() == 0;
     for_each_class([&](size_class& c) { empty = empty && c.nchunks == 0; });
