@@ -239,23 +239,20 @@ struct engine_registry final : fork_participant {
     }
     unpinned.notify_all();
   }
-  // Every change of a pin count, so that the pinned list is exact.
+  // Every change of a pin count, so that the pinned list is exact. (Singly
+  // linked: it holds an engine per collector at work, a handful, and a
+  // pointer more would not fit pool_resource's inline storage.)
   void add_pin(engine* e) {
     if (e->pins_++ != 0) return;
-    e->pinned_prev_ = nullptr;
     e->pinned_next_ = pinned;
-    if (pinned != nullptr) pinned->pinned_prev_ = e;
     pinned = e;
   }
   void drop_pin(engine* e) {
     if (--e->pins_ != 0) return;
-    if (e->pinned_prev_ != nullptr) {
-      e->pinned_prev_->pinned_next_ = e->pinned_next_;
-    } else {
-      pinned = e->pinned_next_;
-    }
-    if (e->pinned_next_ != nullptr) e->pinned_next_->pinned_prev_ = e->pinned_prev_;
-    e->pinned_next_ = e->pinned_prev_ = nullptr;
+    engine** link = &pinned;
+    while (*link != e) link = &(*link)->pinned_next_;
+    *link = e->pinned_next_;
+    e->pinned_next_ = nullptr;
   }
 
   // fork(): the registry, then every active engine and its classes. An
@@ -1481,7 +1478,7 @@ void engine_registry::reset_after_fork(rank r) noexcept {
   while (engine* e = pinned) {
     pinned = e->pinned_next_;
     e->pins_ = 0;
-    e->pinned_next_ = e->pinned_prev_ = nullptr;
+    e->pinned_next_ = nullptr;
   }
   for (pin_frame* f = t_pins; f != nullptr; f = f->up) {
     if (f->e != nullptr) add_pin(f->e);

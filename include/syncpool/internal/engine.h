@@ -674,7 +674,6 @@ class engine {
   // child clears: a collector may pin an engine that is not active (a
   // member collect(), or collect() after it took the engine off the list).
   engine* pinned_next_ = nullptr;
-  engine* pinned_prev_ = nullptr;
   uint64_t pass_revoked_ = 0;
   uint64_t pass_done_ = 0;
 };
