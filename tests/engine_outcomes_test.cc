@@ -308,6 +308,45 @@ TEST(NoHeap, OverAMonotonicBufferOnTheStackNothingComesFromTheGlobalHeap) {
   }
 }
 
+// A thread that only frees blocks another thread allocated (a consumer)
+// hands them on a batch at a time and keeps no more than one batch per
+// class: what it holds serves only the producer, which makes new blocks
+// while they sit here. (It kept the newest half of a 64-slot share, 32 to
+// 64 blocks per class.)
+TEST(CrossThreadFrees, AConsumerKeepsAtMostABatchPerClass) {
+  counting_resource up;
+  pool_resource r(&up);
+  syncpool::internal::testing_hooks::end_young_phase(r);
+  const std::vector<std::size_t> sizes = {64, 256, 1024};
+  std::vector<std::pair<void*, std::size_t>> blocks;
+  for (std::size_t size : sizes) {
+    for (int i = 0; i < 1000; ++i) blocks.emplace_back(r.allocate(size), size);
+  }
+  const uint64_t misses = r.stats().total.misses;
+  std::thread([&] {
+    for (auto [p, n] : blocks) r.deallocate(p, n);
+    const syncpool::internal::thread_cache* c = syncpool::internal::t_thread.owned;
+    ASSERT_NE(c, nullptr);
+    uint32_t classes = 0;
+    for (uint32_t i = 0; i < c->nclasses; ++i) {
+      const auto& cs = c->cls[i];
+      if (cs.weight == 0 || (cs.count() == 0 && cs.capacity == 0)) continue;
+      ++classes;
+      // A batch is half the class's most slots: 32 at most.
+      EXPECT_LE(cs.count(), 32u) << "class of " << cs.weight << " B";
+      EXPECT_LE(cs.capacity, 32u) << "class of " << cs.weight << " B";
+    }
+    EXPECT_EQ(classes, sizes.size());
+    expect_consistent_shares(c);
+  }).join();
+  // Nothing lost (the producer's cache holds a few blocks it carved ahead):
+  // the producer gets every block back, and makes none.
+  EXPECT_GE(r.stats().total.cached, blocks.size());
+  for (auto& [p, n] : blocks) p = r.allocate(n);
+  EXPECT_EQ(r.stats().total.misses, misses);
+  for (auto [p, n] : blocks) r.deallocate(p, n);
+}
+
 TEST(Budget, AThreadCachesAtMostItsBudgetAllClassesTogether) {
   counting_resource up;
   syncpool::pool_resource_options o;

@@ -181,6 +181,9 @@ struct class_slots {
     state.store((state.load(std::memory_order_relaxed) & ~kCountMask) | n, std::memory_order_relaxed);
   }
   uint64_t hits() const noexcept { return state.load(std::memory_order_relaxed) >> kCountBits; }
+  // Never served its owner (no hit, no miss): the owner only frees into it,
+  // as the consumer of another thread's blocks does (see engine::give).
+  bool one_way() const noexcept { return hits() == 0 && refill == 0; }
   void add_hits(uint64_t n) noexcept {
     state.store(state.load(std::memory_order_relaxed) + (n << kCountBits), std::memory_order_relaxed);
   }
