@@ -240,8 +240,9 @@ struct engine_registry final : fork_participant {
     unpinned.notify_all();
   }
   // Every change of a pin count, so that the pinned list is exact. (Singly
-  // linked: it holds an engine per collector at work, a handful, and a
-  // pointer more would not fit pool_resource's inline storage.)
+  // linked: it holds an engine per thread pinning one (collectors, and
+  // threads making a cache or flushing theirs), a handful, and a pointer
+  // more would not fit pool_resource's inline storage.)
   void add_pin(engine* e) {
     if (e->pins_++ != 0) return;
     e->pinned_next_ = pinned;
@@ -646,11 +647,12 @@ bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
   if (cs.count() < cs.capacity) return true;
   const uint32_t cap = capacity_of(c, cls);
   if (cs.capacity >= cap) return false;  // full: spill
-  // A one-way class grows no further than a batch (see give()).
-  if (cs.one_way() && cs.capacity >= batch_of(c, cls)) return false;
   // Shares start small and double: a thread that keeps a few items of a
-  // class pays for a few slots.
-  const uint32_t want = cs.capacity == 0 ? std::min<uint32_t>(cap, 4) : std::min<uint32_t>(cap, cs.capacity * 2);
+  // class pays for a few slots. A one-way class stops at a batch (see
+  // give()).
+  const uint32_t most = one_way(cs) ? std::min(cap, batch_of(c, cls)) : cap;
+  if (cs.capacity >= most) return false;
+  const uint32_t want = cs.capacity == 0 ? std::min<uint32_t>(most, 4) : std::min<uint32_t>(most, cs.capacity * 2);
   return grow_slots(c, cls, want) && cs.count() < cs.capacity;
 }
 
@@ -907,7 +909,8 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
   // A batch of batch_of() items, what a partial spill moves at most:
   // batches of the whole capacity sat half empty in the depot, and that
   // bookkeeping stayed with every parked thread's spills.
-  const uint32_t capacity = all ? capacity_of(c, cls) : batch_of(c, cls);
+  const uint32_t capacity =
+      all ? std::max(slots_of(c, cls).count(), batch_of(c, cls)) : batch_of(c, cls);
   batch* fresh = nullptr;  // made out of the lock when the class has no spare
   for (;;) {
     {
@@ -1093,24 +1096,16 @@ void engine::give(scope& s, uint32_t cls, void* item) noexcept {
   if (c != nullptr) {
     // Room in the slots: a larger share of the budget, or a spill of the
     // oldest batch when the share is at its most (or the budget has none
-    // to give).
+    // to give). A one-way class (engine::one_way(): the consumer of
+    // another thread's blocks) has a share of one batch at most and spills
+    // all of it: its items serve only other threads, and every one held
+    // here is one they make anew. (Half to all of a 64-slot share, for
+    // each of 40 classes, was 0.4 MB of compare_allocators' prodcons mixed
+    // workload.)
     bool ok = make_room_in_array(c, cls);
-    // A class that never served this thread (the consumer of another
-    // thread's blocks) spills all it holds, a batch at a time, and holds no
-    // more than a batch: its blocks serve only other threads, and every one
-    // held here is one that the allocating thread makes anew. (Up to 64
-    // blocks per class, 40 classes, were 0.4 MB of compare_allocators'
-    // prodcons mixed workload.)
-    const bool one_way = slots_of(c, cls).one_way();
-    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls, one_way)) {
-      class_slots& cs = slots_of(c, cls);
-      const uint32_t most = batch_of(c, cls);
-      if (one_way && cs.capacity > most && cs.count() <= most) {
-        c->reserved -= uint64_t{cs.capacity - most} * cs.weight;
-        cs.capacity = static_cast<uint16_t>(most);
-      }
-      // The class's slots keep filling up (a consumer of another thread's
-      // blocks, say): a larger budget means more slots and larger batches.
+    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls, one_way(slots_of(c, cls)))) {
+      // The class's slots keep filling up (a consumer, say): a larger
+      // budget means more slots and larger batches, so fewer spills.
       grow_budget(c);
       ok = make_room_in_array(c, cls);
     }

@@ -958,8 +958,8 @@ void* resource_impl::allocate_young(uint32_t cls) {
     const uint32_t asked = young_.next_region;
     const std::size_t need = sizeof(young_region) + size + align - 1;
     // No larger than what the phase may still bump: the rest would never be
-    // used (the fifth region, 64 KiB, came after 42.5 KiB of the 64 the
-    // phase bumps at most).
+    // used (the fifth region was 64 KiB, after four of 42.5 KiB in all, and
+    // the phase bumps 64 KiB at most).
     const std::size_t left = sizeof(young_region) + (kYoungBytes - young_.bumped) + align - 1;
     const std::size_t bytes =
         (std::max<std::size_t>(std::min<std::size_t>(asked, left), need) + kUpstreamAlignment - 1) &

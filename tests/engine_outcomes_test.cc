@@ -317,7 +317,7 @@ TEST(CrossThreadFrees, AConsumerKeepsAtMostABatchPerClass) {
   counting_resource up;
   pool_resource r(&up);
   syncpool::internal::testing_hooks::end_young_phase(r);
-  const std::vector<std::size_t> sizes = {64, 256, 1024};
+  const std::vector<std::size_t> sizes = {64, 256, 1024, 1536};
   std::vector<std::pair<void*, std::size_t>> blocks;
   for (std::size_t size : sizes) {
     for (int i = 0; i < 1000; ++i) blocks.emplace_back(r.allocate(size), size);
@@ -332,9 +332,11 @@ TEST(CrossThreadFrees, AConsumerKeepsAtMostABatchPerClass) {
       const auto& cs = c->cls[i];
       if (cs.weight == 0 || (cs.count() == 0 && cs.capacity == 0)) continue;
       ++classes;
-      // A batch is half the class's most slots: 32 at most.
-      EXPECT_LE(cs.count(), 32u) << "class of " << cs.weight << " B";
-      EXPECT_LE(cs.capacity, 32u) << "class of " << cs.weight << " B";
+      // A batch is half the class's most slots (pool_resource.cc: an eighth
+      // of the budget, 2 to 64 blocks).
+      const uint64_t slots = std::clamp<uint64_t>(c->budget / (8 * cs.weight), 2, 64);
+      EXPECT_LE(cs.count(), slots / 2) << "class of " << cs.weight << " B";
+      EXPECT_LE(cs.capacity, slots / 2) << "class of " << cs.weight << " B";
     }
     EXPECT_EQ(classes, sizes.size());
     expect_consistent_shares(c);

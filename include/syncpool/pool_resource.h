@@ -24,10 +24,10 @@
 //     a consumer thread's frees flow back to the producer that way.
 //   - A resource starts young: its first 256 allocations up to 4 KiB (or
 //     64 KiB of them, whichever comes first) are bumped from a few regions
-//     taken from upstream (512 bytes, then 4 times as large each), under one
-//     lock, as a monotonic_buffer_resource would; a young block that comes
-//     back is not reused, and the regions go upstream with the last young
-//     block. A resource made for one request thus costs a couple of upstream
+//     taken from upstream (512 bytes, then 4 times as large each, up to
+//     what the phase may still bump), under one lock, as a
+//     monotonic_buffer_resource would; a young block that comes back is not
+//     reused, and the regions go upstream with the last young block. A resource made for one request thus costs a couple of upstream
 //     calls and builds no thread cache and no class state at all. Then the
 //     size classes take over, through the thread caches.
 //   - Classes up to 4 KiB carve their blocks from chunks obtained from
@@ -75,8 +75,9 @@
 //     collect() cycle halves it, down to the start. A resource's threads
 //     together grow by at most 4 x thread_cache_bytes above their start: at
 //     worst, with T threads, T x 64 KiB + 16 MiB per resource by default.
-//   - collect() (this one and syncpool::collect()) may run concurrently with
-//     everything, release() and destruction included.
+//   - syncpool::collect() may run concurrently with everything, release()
+//     and destruction included; this resource's collect() with everything
+//     but its destruction (as any member function), release() included.
 //   - fork() is safe while other threads use the resource: the child can
 //     use it (see collect.h for what the child inherits).
 //   - release() (and the destructor) gives upstream back everything obtained

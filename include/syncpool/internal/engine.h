@@ -181,9 +181,10 @@ struct class_slots {
     state.store((state.load(std::memory_order_relaxed) & ~kCountMask) | n, std::memory_order_relaxed);
   }
   uint64_t hits() const noexcept { return state.load(std::memory_order_relaxed) >> kCountBits; }
-  // Never served its owner (no hit, no miss): the owner only frees into it,
-  // as the consumer of another thread's blocks does (see engine::give).
-  bool one_way() const noexcept { return hits() == 0 && refill == 0; }
+  // The slots never served a hit, and the face never carved blocks into
+  // them (refill_count): their owner only puts items in, as the consumer of
+  // another thread's blocks does (see engine::give).
+  bool never_served() const noexcept { return hits() == 0 && refill == 0; }
   void add_hits(uint64_t n) noexcept {
     state.store(state.load(std::memory_order_relaxed) + (n << kCountBits), std::memory_order_relaxed);
   }
@@ -597,6 +598,12 @@ class engine {
   uint32_t batch_of(const thread_cache* c, uint32_t cls) const noexcept {
     return client_->batch_size(ctx_, cls, c->budget);
   }
+  // A class whose slots hold at most a batch and spill all of it (see
+  // give()): one that never served its thread, in an engine of several
+  // classes. (pool<T>'s misses carve nothing, so a thread that gets and
+  // then puts its first objects would look one-way; its capacity is small
+  // and its own, local_capacity.)
+  bool one_way(const class_slots& cs) const noexcept { return nclasses_ != 1 && cs.never_served(); }
   // An engine of one class is bounded by its slots alone (its capacity is
   // within its budget): its items weigh nothing, so that its fast paths
   // (try_get_fast<true>) skip the budget.
@@ -667,9 +674,10 @@ class engine {
   // by keep_collected()).
   std::atomic<bool> active_{false};
   // Set (under the registry lock) the first time the engine is listed: an
-  // engine never listed never had a cache, an item or a collector's pin
-  // (collectors pin listed engines only; a member collect() racing with
-  // destruction is the caller's error), so drain() has nothing to do.
+  // engine never listed never had a cache, an item or syncpool::collect()'s
+  // pin (which it takes on listed engines only; a member collect() racing
+  // with destruction is the caller's error, as any member call is), so
+  // drain() has nothing to do.
   std::atomic<bool> ever_active_{false};
   engine* active_next_ = nullptr;
   engine* active_prev_ = nullptr;
