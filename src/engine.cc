@@ -234,10 +234,14 @@ struct engine_registry final : fork_participant {
   void unpin(pin_frame& f) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      t_pins = f.up;
-      if (f.e != nullptr) drop_pin(f.e);
+      unpin_locked(f);
     }
     unpinned.notify_all();
+  }
+  // The same, the registry lock held (the caller notifies `unpinned`).
+  void unpin_locked(pin_frame& f) {
+    t_pins = f.up;
+    if (f.e != nullptr) drop_pin(f.e);
   }
   // Every change of a pin count, so that the pinned list is exact. (Singly
   // linked: it holds an engine per thread pinning one (collectors, and
@@ -833,8 +837,7 @@ thread_cache* engine::revalidate(thread_state& t) {
         c->aged_cycle = cycle_;
         install(c);
       }
-      t_pins = f.up;
-      if (f.e != nullptr) reg.drop_pin(this);
+      reg.unpin_locked(f);
     }
     reg.unpinned.notify_all();
     if (c == nullptr) return nullptr;
@@ -1440,8 +1443,7 @@ void flush_thread_cache_all() noexcept {
     e->flush_this_thread();
     lock.lock();
     thread_cache* next = c->tnext;
-    t_pins = f.up;
-    if (f.e != nullptr) reg.drop_pin(e);
+    reg.unpin_locked(f);
     reg.unpinned.notify_all();
     c = next;
   }
