@@ -125,6 +125,9 @@ void backoff(int& spins) {
 
 void prodcons(benchmark::State& state, const allocator_row& row, std::size_t size) {
   constexpr int kPerIteration = 64;
+  // On distinct CPUs: every block crosses between CPU caches, in every run
+  // of every row (see cpu_pin).
+  const cpu_pin pin(state.thread_index());
   if (state.thread_index() == 0) ring = std::make_unique<spsc_ring>();
   setup_run(state, row);
   rng random(5);

@@ -1,5 +1,8 @@
 #include "bench/workload_support.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <barrier>
 #include <memory>
 #include <memory_resource>
@@ -155,6 +158,39 @@ void run_barrier::prepare(int threads) {
 void run_barrier::arrive() {
   syncpool::flush_thread_cache();
   current_barrier->arrive_and_wait();
+}
+
+struct cpu_pin::saved {
+  cpu_set_t before;
+};
+
+cpu_pin::cpu_pin(int index) {
+  // The CPUs of the process as the first pinning thread found them (its own
+  // set, before it pinned itself).
+  static const std::vector<int> cpus = [] {
+    std::vector<int> out;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) out.push_back(c);
+      }
+    }
+    return out;
+  }();
+  if (cpus.size() < 2 || index < 0) return;
+  auto s = std::make_unique<saved>();
+  CPU_ZERO(&s->before);
+  if (pthread_getaffinity_np(pthread_self(), sizeof s->before, &s->before) != 0) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpus[static_cast<std::size_t>(index) % cpus.size()], &one);
+  if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return;
+  saved_ = std::move(s);
+}
+
+cpu_pin::~cpu_pin() {
+  if (saved_ != nullptr) pthread_setaffinity_np(pthread_self(), sizeof saved_->before, &saved_->before);
 }
 
 }  // namespace syncpool_bench::internal

@@ -85,6 +85,28 @@ class run_barrier {
 void park(std::shared_ptr<void> object);
 void destroy_parked();
 
+// Pins the calling thread, for its lifetime, to the (index mod n)-th of
+// the n CPUs the process could run on when first asked, so that the threads
+// of a hand-over workload run on distinct CPUs whenever there are enough.
+// Left to the scheduler, two threads that pass blocks to each other
+// sometimes take turns on one CPU (every block still in that CPU's cache)
+// and sometimes run on two (every block crossing between caches): on this
+// project's 2-CPU machines the same row came out 8 times faster or slower
+// from one process to the next. The destructor restores the thread's own
+// set (Google Benchmark runs thread 0 on its main thread). Does nothing
+// where the process may use one CPU only, or the kernel refuses.
+class cpu_pin {
+ public:
+  explicit cpu_pin(int index);
+  ~cpu_pin();
+  cpu_pin(const cpu_pin&) = delete;
+  cpu_pin& operator=(const cpu_pin&) = delete;
+
+ private:
+  struct saved;
+  std::unique_ptr<saved> saved_;  // nullptr: not pinned
+};
+
 // Registers `name` running `run`, with the fixed iteration count of
 // set_fixed_iterations() if any. With a fixed count (a memory run), thread 0
 // first warms up the row of set_registering_row(), once per process.

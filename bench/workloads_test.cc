@@ -1,12 +1,16 @@
 #include "bench/workloads.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "bench/malloc_resource.h"
+#include "bench/workload_support.h"
 
 namespace syncpool_bench {
 namespace {
@@ -24,6 +28,38 @@ TEST(WorkloadsTest, MaxThreadsGivesPowersOfTwoAndTheMax) {
   EXPECT_EQ(thread_counts(2, 5), (std::vector<int>{1, 2, 4, 5}));
   EXPECT_EQ(thread_counts(2, 8), (std::vector<int>{1, 2, 4, 8}));
   EXPECT_EQ(thread_counts(16, 1), (std::vector<int>{1}));
+}
+
+cpu_set_t affinity() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(pthread_getaffinity_np(pthread_self(), sizeof set, &set), 0);
+  return set;
+}
+
+TEST(CpuPinTest, PinsThreadsToDistinctCpusAndRestores) {
+  const cpu_set_t before = affinity();
+  if (CPU_COUNT(&before) < 2) GTEST_SKIP() << "one CPU: nothing to pin";
+  int cpus[2] = {-1, -1};
+  for (int i = 0; i < 2; ++i) {
+    std::thread([&, i] {
+      const internal::cpu_pin pin(i);
+      const cpu_set_t now = affinity();
+      ASSERT_EQ(CPU_COUNT(&now), 1);
+      cpus[i] = sched_getcpu();
+      EXPECT_TRUE(CPU_ISSET(cpus[i], &now));
+    }).join();
+  }
+  EXPECT_NE(cpus[0], cpus[1]);
+  EXPECT_TRUE(CPU_ISSET(cpus[0], &before));
+  EXPECT_TRUE(CPU_ISSET(cpus[1], &before));
+  {
+    const internal::cpu_pin pin(0);  // this thread, as Google Benchmark's thread 0
+    const cpu_set_t now = affinity();
+    EXPECT_EQ(CPU_COUNT(&now), 1);
+  }
+  const cpu_set_t after = affinity();
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
 }
 
 TEST(MallocResourceTest, HonoursEveryAlignmentAndSize) {
