@@ -333,10 +333,12 @@ TEST(CrossThreadFrees, AConsumerKeepsAtMostABatchPerClass) {
       if (cs.weight == 0 || (cs.count() == 0 && cs.capacity == 0)) continue;
       ++classes;
       // A batch is half the class's most slots (pool_resource.cc: an eighth
-      // of the budget, 2 to 64 blocks).
+      // of the budget, 2 to 64 blocks); a one-way class holds no more than
+      // 4 KiB of it, or 8 blocks (engine.cc: kOneWayBytes).
       const uint64_t slots = std::clamp<uint64_t>(c->budget / (8 * cs.weight), 2, 64);
-      EXPECT_LE(cs.count(), slots / 2) << "class of " << cs.weight << " B";
-      EXPECT_LE(cs.capacity, slots / 2) << "class of " << cs.weight << " B";
+      const uint64_t most = std::min<uint64_t>(slots / 2, std::max<uint64_t>(4096 / cs.weight, 8));
+      EXPECT_LE(cs.count(), most) << "class of " << cs.weight << " B";
+      EXPECT_LE(cs.capacity, most) << "class of " << cs.weight << " B";
     }
     EXPECT_EQ(classes, sizes.size());
     expect_consistent_shares(c);
@@ -346,6 +348,40 @@ TEST(CrossThreadFrees, AConsumerKeepsAtMostABatchPerClass) {
   EXPECT_GE(r.stats().total.cached, blocks.size());
   for (auto& [p, n] : blocks) p = r.allocate(n);
   EXPECT_EQ(r.stats().total.misses, misses);
+  for (auto [p, n] : blocks) r.deallocate(p, n);
+}
+
+TEST(CrossThreadFrees, AConsumerWhoseBudgetGrewStillKeepsAFewKiBPerClass) {
+  // The consumer spills again and again, so its budget grows (a larger
+  // budget: larger batches, fewer spills); its one-way classes stay small.
+  counting_resource up;
+  pool_resource r(&up);
+  syncpool::internal::testing_hooks::end_young_phase(r);
+  const std::vector<std::size_t> sizes = {256, 1024};
+  std::vector<std::pair<void*, std::size_t>> blocks;
+  for (int i = 0; i < 4000; ++i) {
+    for (std::size_t size : sizes) blocks.emplace_back(r.allocate(size), size);
+  }
+  std::thread([&] {
+    for (auto [p, n] : blocks) r.deallocate(p, n);
+    // (Else this test shows nothing: with the first budget, a batch is
+    // already no more than the one-way bound.)
+    ASSERT_GT(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
+    const syncpool::internal::thread_cache* c = syncpool::internal::t_thread.owned;
+    ASSERT_NE(c, nullptr);
+    for (uint32_t i = 0; i < c->nclasses; ++i) {
+      const auto& cs = c->cls[i];
+      if (cs.weight == 0) continue;
+      // 4 KiB of blocks, or 8 (engine.cc: kOneWayBytes, kOneWayMinItems).
+      const uint64_t most = std::max<uint64_t>(4096 / cs.weight, 8);
+      EXPECT_LE(cs.count(), most) << "class of " << cs.weight << " B";
+      EXPECT_LE(cs.capacity, most) << "class of " << cs.weight << " B";
+    }
+    expect_consistent_shares(c);
+  }).join();
+  const uint64_t misses = r.stats().total.misses;
+  for (auto& [p, n] : blocks) p = r.allocate(n);
+  EXPECT_EQ(r.stats().total.misses, misses);  // every block came back
   for (auto [p, n] : blocks) r.deallocate(p, n);
 }
 

@@ -604,6 +604,9 @@ class engine {
   // then puts its first objects would look one-way; its capacity is small
   // and its own, local_capacity.)
   bool one_way(const class_slots& cs) const noexcept { return nclasses_ != 1 && cs.never_served(); }
+  // The most a one-way class holds, and spills at once: a batch, and no
+  // more than a few KiB of items (see give()).
+  uint32_t one_way_batch(const thread_cache* c, uint32_t cls) const noexcept;
   // An engine of one class is bounded by its slots alone (its capacity is
   // within its budget): its items weigh nothing, so that its fast paths
   // (try_get_fast<true>) skip the budget.
