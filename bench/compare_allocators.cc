@@ -4,8 +4,8 @@
 //       [--filter REGEX] [--threads N] [--repetitions N] [--min-time S] [--list]
 //
 // Runs the allocator_benchmarks_<malloc> binaries (one per malloc, found
-// next to this one or in its runfiles), one process per benchmark so that
-// each has its own memory, reads the runs they report (records.h) and
+// next to this one or in its runfiles), one process per benchmark and
+// repetition so that each has its own memory, reads the runs they report (records.h) and
 // prints one Markdown report on stdout (progress goes to stderr). With --out
 // DIR it also writes DIR/compare_allocators.{md,csv}, DIR/summary.md (the
 // README's results section) and PNG charts. Exit status: 0 if every
@@ -49,6 +49,8 @@ namespace fs = std::filesystem;
 
 // The benchmark binaries, in the order their rows appear.
 constexpr const char* kMallocs[] = {"glibc", "mimalloc", "jemalloc", "tcmalloc"};
+// Google Benchmark's warm-up in each process (--benchmark_min_warmup_time).
+constexpr double kWarmupSeconds = 0.05;
 
 // `bazel run` starts us in the runfiles tree; paths the user gives are
 // relative to where they ran it.
@@ -280,18 +282,26 @@ std::string settings_line(const options& opts, const std::vector<job>& jobs,
   std::ostringstream settings;
   char min_time[32];
   std::snprintf(min_time, sizeof min_time, "%g", opts.effective_min_time());
+  const int reps = opts.effective_repetitions();
   settings << "build " << build << " (compiler " << __VERSION__ << "); " << min_time
-           << " s min time per repetition" << (opts.quick ? " (--quick)" : "") << "; "
-           << opts.effective_repetitions()
-           << (opts.effective_repetitions() > 1 ? " repetitions (median, min, max)" : " repetition")
-           << (opts.effective_warmup() ? " after a discarded warm-up repetition" : ", no warm-up")
-           << "; ";
+           << " s min time per repetition" << (opts.quick ? " (--quick)" : "") << "; " << reps
+           << (reps > 1 ? " repetitions (median, min, max), one per process, in " + std::to_string(reps) +
+                              " rounds over all benchmarks"
+                        : std::string(" repetition"));
+  if (opts.effective_warmup()) {
+    char warm[32];
+    std::snprintf(warm, sizeof warm, "%g", std::min(kWarmupSeconds, opts.effective_min_time()));
+    settings << ", each after a " << warm << " s warm-up";
+  } else {
+    settings << ", no warm-up";
+  }
+  settings << "; ";
   if (!thread_counts.empty()) {
     settings << "threads";
     for (const int n : thread_counts) settings << ' ' << n;
     settings << "; ";
   }
-  settings << "one process per benchmark";
+  settings << "one process per benchmark and repetition";
   if (!opts.filter.empty()) settings << "; --filter " << opts.filter;
   return settings.str();
 }
@@ -341,17 +351,28 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
   info.machine = describe_machine();
   info.commit = describe_commit(scratch);
   info.command = describe_command(args);
-  const int warmup = opts.effective_warmup() ? 1 : 0;
-  const int repetitions = opts.effective_repetitions() + warmup;
-  const double timeout = 120 + 30 * repetitions * std::max(1.0, opts.effective_min_time() / 0.2);
+  // Each repetition is a process of its own, and they run in rounds: every
+  // benchmark once, then every benchmark again. This VM's speed drifts for
+  // seconds at a time (the README's noise notes): with a row's repetitions
+  // back to back in one process, one slow spell could make a row's median,
+  // as it did for pair 64 B at 92a443d (7.6 ns, 4.3-4.5 right after). A
+  // round lasts minutes, so a spell reaches one repetition of a row at
+  // most, and every row alike. The warm-up (a first run, not reported:
+  // code faulted in, thread stacks, the malloc's first arenas) is Google
+  // Benchmark's, in each process.
+  const int rounds = opts.effective_repetitions();
+  const double warmup_s = opts.effective_warmup() ? std::min(kWarmupSeconds, opts.effective_min_time()) : 0;
+  const double timeout = 120 + 60 * std::max(1.0, opts.effective_min_time() / 0.2);
   char min_time[32];
   std::snprintf(min_time, sizeof min_time, "%g", opts.effective_min_time());
+  char min_warmup_time[32];
+  std::snprintf(min_warmup_time, sizeof min_warmup_time, "%g", warmup_s);
 
   // Two passes: every timed run, then every memory run, so that a memory
   // run knows the iteration counts of its whole column.
   const double busy_before = busy_cpu_seconds();
   const double own_before = own_cpu_seconds();
-  progress bar(jobs.size() * 2);
+  progress bar(jobs.size() * static_cast<std::size_t>(rounds + 1));
   std::vector<result> results;
   std::map<std::string, record> contexts;
   // Runs job `j`'s binary with `flags`; its records, or why not.
@@ -371,21 +392,33 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
     while (!err.empty() && err.back() == '\n') err.pop_back();
     return ran.describe() + (err.empty() ? "" : ": " + err);
   };
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    const job& j = jobs[i];
-    bar.show(i, j);
-    std::vector<std::string> flags = {"--benchmark_filter=^" + j.id.name + "$",
-                                      std::string("--benchmark_min_time=") + min_time};
-    if (repetitions > 1) flags.push_back("--benchmark_repetitions=" + std::to_string(repetitions));
-    std::vector<record> records;
-    const std::string timing_error = run_benchmark(j, flags, timeout, &records);
-    result r = summarize_runs(j.id, j.malloc, records, warmup);
-    if (!timing_error.empty()) {
-      r.error = timing_error;
-      r.limit = false;
+  std::vector<std::vector<record>> timed_records(jobs.size());
+  std::vector<std::string> timing_errors(jobs.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      const job& j = jobs[i];
+      bar.show(static_cast<std::size_t>(round) * jobs.size() + i, j);
+      // A row that failed or hit its limit would give the same answer again.
+      if (round > 0 &&
+          (!timing_errors[i].empty() || !summarize_runs(j.id, j.malloc, timed_records[i], 0).error.empty())) {
+        continue;
+      }
+      std::vector<std::string> flags = {"--benchmark_filter=^" + j.id.name + "$",
+                                        std::string("--benchmark_min_time=") + min_time};
+      if (warmup_s > 0) flags.push_back(std::string("--benchmark_min_warmup_time=") + min_warmup_time);
+      std::vector<record> records;
+      timing_errors[i] = run_benchmark(j, flags, timeout, &records);
+      for (const record& rec : records) {
+        if (rec.text("kind") == "context") contexts.try_emplace(j.malloc, rec);
+      }
+      timed_records[i].insert(timed_records[i].end(), records.begin(), records.end());
     }
-    for (const record& rec : records) {
-      if (rec.text("kind") == "context") contexts.try_emplace(j.malloc, rec);
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    result r = summarize_runs(jobs[i].id, jobs[i].malloc, timed_records[i], /*warmup=*/0);
+    if (!timing_errors[i].empty()) {
+      r.error = timing_errors[i];
+      r.limit = false;
     }
     results.push_back(std::move(r));
   }
@@ -397,7 +430,7 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const job& j = jobs[i];
     result& r = results[i];
-    bar.show(jobs.size() + i, j);
+    bar.show(static_cast<std::size_t>(rounds) * jobs.size() + i, j);
     if (r.ok()) {
       std::vector<record> records;
       const long iterations = memory_iterations.at(column_key(r));

@@ -27,11 +27,13 @@ const char* const kUsage =
     "                     'pair|batch', 'tcmalloc', 'threads/pool_resource'\n"
     "  --threads N        thread counts 1, 2, 4, ..., N (N at most 1024) for threads, server\n"
     "                     and reuse (default: 1, 2, 4, ... up to the cores, then 8, 16 and 64)\n"
-    "  --repetitions N    run each benchmark N times and report the median, min and max\n"
+    "  --repetitions N    run each benchmark N times, each in a process of its own and in\n"
+    "                     N rounds over all benchmarks, and report the median, min and max\n"
     "                     (default 3; 1 with --quick)\n"
     "  --min-time S       seconds per repetition (Google Benchmark's --benchmark_min_time;\n"
     "                     default 0.15, or 0.01 with --quick)\n"
-    "  --no-warmup        no discarded first repetition (default: one, except with --quick)\n"
+    "  --no-warmup        no warm-up run, not reported, in each process (default: 0.05 s,\n"
+    "                     or the min time when shorter; none with --quick)\n"
     "  --list             print the benchmark names and exit\n"
     "  --help             this text\n";
 

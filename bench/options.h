@@ -29,7 +29,7 @@ struct options {
   int threads = 0;      // 0: the default thread counts
   int repetitions = 0;  // 0: 3 (1 with --quick)
   double min_time = 0;  // 0: 0.15 s (0.01 s with --quick)
-  bool warmup = true;   // an extra first repetition, not reported (not with --quick)
+  bool warmup = true;   // a warm-up run in each process, not reported (not with --quick)
 
   int effective_repetitions() const { return repetitions > 0 ? repetitions : (quick ? 1 : 3); }
   double effective_min_time() const { return min_time > 0 ? min_time : (quick ? 0.01 : 0.15); }
