@@ -385,6 +385,39 @@ TEST(CrossThreadFrees, AConsumerWhoseBudgetGrewStillKeepsAFewKiBPerClass) {
   for (auto [p, n] : blocks) r.deallocate(p, n);
 }
 
+TEST(CrossThreadFrees, AThreadThatNeedsAFewBlocksTakesAFewFromTheDepot) {
+  // A worker that lives for a few blocks of a class (a thread per task)
+  // takes a few of the depot's blocks into its cache, not a batch: the
+  // rest serve the other threads, and its arrays stay small.
+  counting_resource up;
+  pool_resource r(&up);
+  syncpool::internal::testing_hooks::end_young_phase(r);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 256; ++i) blocks.push_back(r.allocate(64));
+  std::thread([&] {
+    for (void* p : blocks) r.deallocate(p, 64);
+  }).join();  // its cache goes to the depot
+  std::thread([&] {
+    const uint64_t stolen = r.stats().total.stolen;
+    void* p = r.allocate(64);
+    EXPECT_EQ(r.stats().total.stolen, stolen + 1);  // from the depot
+    const syncpool::internal::thread_cache* c = syncpool::internal::t_thread.owned;
+    ASSERT_NE(c, nullptr);
+    for (uint32_t i = 0; i < c->nclasses; ++i) {
+      EXPECT_LE(c->cls[i].capacity, 4u);
+      EXPECT_LE(c->cls[i].count(), 4u);
+    }
+    // The next refills double it (up to a batch).
+    std::vector<void*> more;
+    for (int i = 0; i < 40; ++i) more.push_back(r.allocate(64));
+    uint32_t most = 0;
+    for (uint32_t i = 0; i < c->nclasses; ++i) most = std::max<uint32_t>(most, c->cls[i].capacity);
+    EXPECT_GE(most, 16u);
+    for (void* q : more) r.deallocate(q, 64);
+    r.deallocate(p, 64);
+  }).join();
+}
+
 TEST(Budget, AThreadCachesAtMostItsBudgetAllClassesTogether) {
   counting_resource up;
   syncpool::pool_resource_options o;
