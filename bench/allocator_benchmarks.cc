@@ -20,12 +20,16 @@
 // count of the threaded workloads; see default_thread_counts()),
 // --iterations=N (every benchmark runs exactly N iterations: one invocation,
 // no estimation runs before it; Google Benchmark then names it
-// .../iterations:N/...) and --records=FILE (append every run to FILE as
+// .../iterations:N/...), --records=FILE (append every run to FILE as
 // records.h describes, instead of printing them: how compare_allocators
-// reads them).
+// reads them) and --cpu=N (run the whole process on CPU N only: on this
+// project's VM one vCPU ran the same single-thread benchmark 1.65x slower
+// than the other, so compare_allocators runs every one-thread benchmark on
+// the same CPU).
 
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -260,6 +264,19 @@ int main(int argc, char** argv) {
       iterations = std::atol(argv[i] + 13);
     } else if (std::strncmp(argv[i], "--records=", 10) == 0 && argv[i][10] != '\0') {
       records_path = argv[i] + 10;
+    } else if (std::strncmp(argv[i], "--cpu=", 6) == 0 && argv[i][6] >= '0' && argv[i][6] <= '9') {
+      const int cpu = std::atoi(argv[i] + 6);
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      if (cpu >= CPU_SETSIZE) {
+        std::fprintf(stderr, "%s: --cpu=%d: no such CPU\n", argv[0], cpu);
+        return 2;
+      }
+      CPU_SET(cpu, &one);
+      if (sched_setaffinity(0, sizeof one, &one) != 0) {
+        std::fprintf(stderr, "%s: --cpu=%d: %s\n", argv[0], cpu, std::strerror(errno));
+        return 2;
+      }
     } else {
       std::fprintf(stderr, "%s: unknown argument %s\n", argv[0], argv[i]);
       return 2;

@@ -38,6 +38,10 @@ spread median_min_max(std::vector<double> values) {
   return {median, values.front(), values.back()};
 }
 
+bool runs_on_one_thread(const benchmark_id& id) {
+  return id.threads == 1 && id.workload != "churn" && id.workload != "idle" && id.workload != "prodcons";
+}
+
 result summarize_runs(const benchmark_id& id, const std::string& binary,
                       const std::vector<record>& records, int warmup) {
   result r;

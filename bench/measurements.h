@@ -29,6 +29,11 @@ struct benchmark_id {
 // False if `name` has no allocator part.
 bool parse_benchmark_name(const std::string& name, benchmark_id* id);
 
+// Whether the benchmark runs on its calling thread alone (compare_allocators
+// pins those to one CPU): one thread, and not a workload that starts
+// threads of its own (churn, idle) or hands blocks between two (prodcons).
+bool runs_on_one_thread(const benchmark_id& id);
+
 struct spread {
   double median;  // the middle value; the mean of the middle two for an even count
   double min;

@@ -36,6 +36,23 @@ TEST(MeasurementsTest, NamesSayWorkloadAllocatorAndColumn) {
   EXPECT_FALSE(parse_benchmark_name("pair/", &id));
 }
 
+TEST(MeasurementsTest, OneThreadBenchmarksAreThoseThatStartNoThreads) {
+  const auto one = [](const std::string& name) {
+    benchmark_id id;
+    EXPECT_TRUE(parse_benchmark_name(name, &id)) << name;
+    return runs_on_one_thread(id);
+  };
+  EXPECT_TRUE(one("pair/pool_resource/64"));
+  EXPECT_TRUE(one("batch/malloc_free_tcmalloc/lifo"));
+  EXPECT_TRUE(one("resources/pool_resource/1000"));
+  EXPECT_TRUE(one("threads/pool_resource/real_time/threads:1"));
+  EXPECT_TRUE(one("server/new_delete_glibc/real_time/threads:1"));
+  EXPECT_FALSE(one("threads/pool_resource/real_time/threads:2"));
+  EXPECT_FALSE(one("churn/pool_resource/2/real_time"));
+  EXPECT_FALSE(one("idle/pool_resource/64/iterations:1/real_time"));
+  EXPECT_FALSE(one("prodcons/pool_resource/64/real_time/threads:2"));
+}
+
 TEST(MeasurementsTest, MedianMinMax) {
   const spread odd = median_min_max({5, 1, 3});
   EXPECT_EQ(odd.median, 3);
