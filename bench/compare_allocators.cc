@@ -381,7 +381,10 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
   const int one_thread_cpu = first_cpu();
   const int rounds = opts.effective_repetitions();
   const double warmup_s = opts.effective_warmup() ? std::min(kWarmupSeconds, opts.effective_min_time()) : 0;
+  // (A timed process runs a warm-up and one repetition; a memory run keeps
+  // the limit that four repetitions in one process had.)
   const double timeout = 120 + 60 * std::max(1.0, opts.effective_min_time() / 0.2);
+  const double memory_timeout = 120 + 120 * std::max(1.0, opts.effective_min_time() / 0.2);
   char min_time[32];
   std::snprintf(min_time, sizeof min_time, "%g", opts.effective_min_time());
   char min_warmup_time[32];
@@ -418,6 +421,8 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
       const job& j = jobs[i];
       bar.show(static_cast<std::size_t>(round) * jobs.size() + i, j);
       // A row that failed or hit its limit would give the same answer again.
+      // (A row that fails in a later round is reported failed, whatever its
+      // earlier rounds measured: a crash or a timeout is the news.)
       if (round > 0 &&
           (!timing_errors[i].empty() || !summarize_runs(j.id, j.malloc, timed_records[i], 0).error.empty())) {
         continue;
@@ -459,7 +464,7 @@ int run(const options& opts, const std::vector<std::string>& args, const std::st
       // A row slower than its column's median does more than its timed
       // runs' work here: its limit grows with it.
       const double limit =
-          timeout + 3 * memory_run_seconds(r, iterations, opts.effective_min_time());
+          memory_timeout + 3 * memory_run_seconds(r, iterations, opts.effective_min_time());
       const std::string memory_error =
           run_benchmark(j,
                         {"--benchmark_filter=" + memory_run_filter(j.id.name),

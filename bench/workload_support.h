@@ -85,8 +85,9 @@ class run_barrier {
 void park(std::shared_ptr<void> object);
 void destroy_parked();
 
-// Pins the calling thread, for its lifetime, to the (index mod n)-th of
-// the n CPUs the process could run on when first asked, so that the threads
+// Pins the calling thread, while the object lives, to the (index mod n)-th
+// of the n CPUs that the first thread to construct one could run on (its
+// own set, taken before it pinned itself), so that the threads
 // of a hand-over workload run on distinct CPUs whenever there are enough.
 // Left to the scheduler, two threads that pass blocks to each other
 // sometimes take turns on one CPU (every block still in that CPU's cache)

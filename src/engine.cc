@@ -655,11 +655,14 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   return true;
 }
 
-uint32_t engine::one_way_batch(const thread_cache* c, uint32_t cls) const noexcept {
-  const uint32_t b = batch_of(c, cls);
+uint32_t engine::one_way_bound(uint32_t cls) const noexcept {
   const uint64_t w = weight_of(cls);
-  if (w == 0) return b;
-  return static_cast<uint32_t>(std::min<uint64_t>(b, std::max<uint64_t>(kOneWayBytes / w, kOneWayMinItems)));
+  if (w == 0) return UINT32_MAX;
+  return static_cast<uint32_t>(std::max<uint64_t>(std::min<uint64_t>(kOneWayBytes / w, UINT32_MAX), kOneWayMinItems));
+}
+
+uint32_t engine::one_way_batch(const thread_cache* c, uint32_t cls) const noexcept {
+  return std::min(batch_of(c, cls), one_way_bound(cls));
 }
 
 bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
@@ -990,7 +993,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
   // leaves the rest to the threads that need them. (At a batch from the
   // first refill, compare_allocators' churn, threads that live for 256
   // blocks, held 97 KB of bookkeeping, 32-slot arrays, and peaked at
-  // 260-300 KiB; so, 65 KB and 190-240 KiB.)
+  // 276-300 KiB; so, 65 KB and 204-264 KiB.)
   {
     const class_slots& cs = slots_of(c, cls);
     const uint32_t grown = std::max<uint32_t>(cs.capacity * 2u, cs.array);
@@ -1125,16 +1128,20 @@ void engine::give(scope& s, uint32_t cls, void* item) noexcept {
     // Room in the slots: a larger share of the budget, or a spill of the
     // oldest batch when the share is at its most (or the budget has none
     // to give). A one-way class (engine::one_way(): the consumer of
-    // another thread's blocks) has a share of one batch at most and spills
+    // another thread's blocks) holds one_way_batch() at most and spills
     // all of it: its items serve only other threads, and every one held
     // here is one they make anew. (Half to all of a 64-slot share, for
     // each of 40 classes, was 0.4 MB of compare_allocators' prodcons mixed
     // workload.)
     bool ok = make_room_in_array(c, cls);
-    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls, one_way(slots_of(c, cls)))) {
-      // The class's slots keep filling up (a consumer, say): a larger
-      // budget means more slots and larger batches, so fewer spills.
-      grow_budget(c);
+    const bool one_way_class = one_way(slots_of(c, cls));
+    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls, one_way_class)) {
+      // The class's slots keep filling up: a larger budget means more
+      // slots and larger batches, so fewer spills. Not for a one-way class
+      // already at its bound, which no budget raises: a consumer grew to
+      // the cap for nothing, out of the growth its resource's busy threads
+      // share.
+      if (!one_way_class || one_way_batch(c, cls) < one_way_bound(cls)) grow_budget(c);
       ok = make_room_in_array(c, cls);
     }
     class_slots& cs = slots_of(c, cls);

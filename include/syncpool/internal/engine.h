@@ -598,15 +598,17 @@ class engine {
   uint32_t batch_of(const thread_cache* c, uint32_t cls) const noexcept {
     return client_->batch_size(ctx_, cls, c->budget);
   }
-  // A class whose slots hold at most a batch and spill all of it (see
-  // give()): one that never served its thread, in an engine of several
+  // A class whose slots hold at most one_way_batch() and spill all of it
+  // (see give()): one that never served its thread, in an engine of several
   // classes. (pool<T>'s misses carve nothing, so a thread that gets and
   // then puts its first objects would look one-way; its capacity is small
   // and its own, local_capacity.)
   bool one_way(const class_slots& cs) const noexcept { return nclasses_ != 1 && cs.never_served(); }
   // The most a one-way class holds, and spills at once: a batch, and no
-  // more than a few KiB of items (see give()).
+  // more than one_way_bound(), a few KiB of items whatever the budget (see
+  // give()).
   uint32_t one_way_batch(const thread_cache* c, uint32_t cls) const noexcept;
+  uint32_t one_way_bound(uint32_t cls) const noexcept;
   // An engine of one class is bounded by its slots alone (its capacity is
   // within its budget): its items weigh nothing, so that its fast paths
   // (try_get_fast<true>) skip the budget.
