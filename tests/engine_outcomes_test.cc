@@ -385,6 +385,18 @@ TEST(CrossThreadFrees, AConsumerWhoseBudgetGrewStillKeepsAFewKiBPerClass) {
   for (auto [p, n] : blocks) r.deallocate(p, n);
 }
 
+// Allocates `n` blocks of `size` here and frees them on a thread of their
+// own, which then runs `after` (its cache still alive).
+template <class F>
+void freed_by_another_thread(pool_resource& r, std::size_t size, int n, F after) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < n; ++i) blocks.push_back(r.allocate(size));
+  std::thread([&] {
+    for (void* p : blocks) r.deallocate(p, size);
+    after();
+  }).join();
+}
+
 TEST(CrossThreadFrees, AConsumerAtItsOneWayBoundDoesNotGrowItsBudget) {
   // 256-byte blocks: at the first budget (64 KiB) a batch is 16 blocks,
   // already the one-way bound (4 KiB), so a larger budget would buy the
@@ -392,12 +404,9 @@ TEST(CrossThreadFrees, AConsumerAtItsOneWayBoundDoesNotGrowItsBudget) {
   counting_resource up;
   pool_resource r(&up);
   syncpool::internal::testing_hooks::end_young_phase(r);
-  std::vector<void*> blocks;
-  for (int i = 0; i < 8000; ++i) blocks.push_back(r.allocate(256));
-  std::thread([&] {
-    for (void* p : blocks) r.deallocate(p, 256);
+  freed_by_another_thread(r, 256, 8000, [&] {
     EXPECT_EQ(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
-  }).join();
+  });
   EXPECT_EQ(syncpool::internal::testing_hooks::growth_granted(r), 0u);
 }
 
@@ -408,11 +417,7 @@ TEST(CrossThreadFrees, AThreadThatNeedsAFewBlocksTakesAFewFromTheDepot) {
   counting_resource up;
   pool_resource r(&up);
   syncpool::internal::testing_hooks::end_young_phase(r);
-  std::vector<void*> blocks;
-  for (int i = 0; i < 256; ++i) blocks.push_back(r.allocate(64));
-  std::thread([&] {
-    for (void* p : blocks) r.deallocate(p, 64);
-  }).join();  // its cache goes to the depot
+  freed_by_another_thread(r, 64, 256, [] {});  // its cache goes to the depot at exit
   std::thread([&] {
     const uint64_t misses = r.stats().total.misses;
     void* p = r.allocate(64);
