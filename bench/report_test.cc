@@ -163,6 +163,27 @@ TEST(ReportTest, EngineGoalsAreJudgedAgainstPeersUnsynchronizedPoolAndIdleThread
   EXPECT_TRUE(contains(summary, "still held in idle (`syncpool::pool_resource` 4 KiB)")) << summary;
 }
 
+TEST(ReportTest, ThePeerGoalSkipsColumnsTooNoisyToJudge) {
+  std::vector<result> v = sample();
+  // pair 64 B: pool_resource's repetitions 3x apart (the swing of a
+  // hand-over cell), so its 0.83x is neither a pass nor a failure.
+  v[0].ns_min = 5;
+  v[0].ns_max = 15;
+  const std::string summary = summary_markdown(v, info_for(false));
+  EXPECT_TRUE(contains(summary, "**not met**: at or under 0.75x in 0 of 2 columns (1 more too noisy to judge: "
+                                "pair 64 B (repetitions 3.00x apart)); the largest ratios: pair 1024 B 2.00x"))
+      << summary;
+  // Every judged column met, one not judged: not met.
+  std::vector<result> w = {timed("pair", "pool_resource", "64", 5), timed("pair", "malloc_free_tcmalloc", "64", 10),
+                           timed("pair", "pool_resource", "256", 5), timed("pair", "malloc_free_tcmalloc", "256", 10)};
+  w[3].ns_min = 4;
+  w[3].ns_max = 40;
+  const std::string second = summary_markdown(w, info_for(false));
+  EXPECT_TRUE(contains(second, "**not met**: at or under 0.75x in 1 of 1 columns (1 more too noisy to judge: "
+                               "pair 256 B (repetitions 10x apart)) |"))
+      << second;
+}
+
 TEST(ReportTest, PeakRssGoalComparesColumnByColumn) {
   // synchronized_pool stopped at a limit at 10,000: its 1,000 figure must
   // not be set against pool_resource's 10,000 one.
