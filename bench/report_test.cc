@@ -163,22 +163,25 @@ TEST(ReportTest, EngineGoalsAreJudgedAgainstPeersUnsynchronizedPoolAndIdleThread
   EXPECT_TRUE(contains(summary, "still held in idle (`syncpool::pool_resource` 4 KiB)")) << summary;
 }
 
+// The summary of `v` once row `i`'s repetitions spanned [min, max].
+std::string summary_with_spread(std::vector<result> v, std::size_t i, double min, double max) {
+  v[i].ns_min = min;
+  v[i].ns_max = max;
+  return summary_markdown(v, info_for(false));
+}
+
 TEST(ReportTest, ThePeerGoalSkipsColumnsTooNoisyToJudge) {
-  std::vector<result> v = sample();
   // pair 64 B: pool_resource's repetitions 3x apart (the swing of a
   // hand-over cell), so its 0.83x is neither a pass nor a failure.
-  v[0].ns_min = 5;
-  v[0].ns_max = 15;
-  const std::string summary = summary_markdown(v, info_for(false));
+  const std::string summary = summary_with_spread(sample(), 0, 5, 15);
   EXPECT_TRUE(contains(summary, "**not met**: at or under 0.75x in 0 of 2 columns (1 more too noisy to judge: "
                                 "pair 64 B (repetitions 3.00x apart)); the largest ratios: pair 1024 B 2.00x"))
       << summary;
   // Every judged column met, one not judged: not met.
-  std::vector<result> w = {timed("pair", "pool_resource", "64", 5), timed("pair", "malloc_free_tcmalloc", "64", 10),
-                           timed("pair", "pool_resource", "256", 5), timed("pair", "malloc_free_tcmalloc", "256", 10)};
-  w[3].ns_min = 4;
-  w[3].ns_max = 40;
-  const std::string second = summary_markdown(w, info_for(false));
+  const std::vector<result> w = {timed("pair", "pool_resource", "64", 5), timed("pair", "malloc_free_tcmalloc", "64", 10),
+                                 timed("pair", "pool_resource", "256", 5),
+                                 timed("pair", "malloc_free_tcmalloc", "256", 10)};
+  const std::string second = summary_with_spread(w, 3, 4, 40);
   EXPECT_TRUE(contains(second, "**not met**: at or under 0.75x in 1 of 1 columns (1 more too noisy to judge: "
                                "pair 256 B (repetitions 10x apart)) |"))
       << second;
