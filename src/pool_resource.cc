@@ -165,19 +165,66 @@ struct class_table {
 #ifdef SYNCPOOL_DEBUG_CHECKS
 // Debug mode: remembers the (size, alignment) of every block handed out, so
 // that a double deallocate or a mismatched one is caught with a message.
+// Its records live on the global heap (the one exception to "all memory from
+// upstream": they would otherwise show in stats() and in the upstream's
+// counts, and change what the tests of those measure). Nothing is allocated
+// before the first allocate, so construction stays free of allocations, and
+// every call is counted (testing_hooks::checker_heap_calls) so that the
+// no-heap tests can tell the checker's calls from a leak of the resource's
+// own bookkeeping onto the heap.
+std::atomic<uint64_t> g_checker_heap_calls{0};
+
+template <class T>
+struct checker_allocator {
+  using value_type = T;
+  checker_allocator() = default;
+  template <class U>
+  checker_allocator(const checker_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    g_checker_heap_calls.fetch_add(1, std::memory_order_relaxed);
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  bool operator==(const checker_allocator<U>&) const noexcept {
+    return true;
+  }
+};
+
 class allocation_checker {
  public:
+  // Made at the first allocate (see resource_impl::check_allocate).
+  static allocation_checker* make() {
+    g_checker_heap_calls.fetch_add(1, std::memory_order_relaxed);
+    return new allocation_checker();
+  }
+
   void on_allocate(void* p, std::size_t bytes, std::size_t alignment) {
     lock_guard lock(mu_);
-    live_[p] = {bytes, alignment};
+    live_.insert_or_assign(p, std::pair<std::size_t, std::size_t>{bytes, alignment});
   }
-  void on_deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  // `checker` may be null: nothing was ever allocated.
+  static void on_deallocate(allocation_checker* checker, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    if (checker == nullptr) fail(p, bytes, alignment);
+    checker->remove(p, bytes, alignment);
+  }
+  // release(): every block is gone (the records' memory goes with the
+  // resource).
+  void clear() noexcept {
     lock_guard lock(mu_);
-    auto it = live_.find(p);
-    if (it == live_.end()) {
-      fail("was not allocated by this resource, or was already deallocated (double deallocate)", p, bytes,
-           alignment);
-    }
+    live_.clear();
+  }
+  mutex& mu() noexcept { return mu_; }
+
+ private:
+  using record = std::pair<std::size_t, std::size_t>;  // (bytes, alignment)
+  using map = std::unordered_map<void*, record, std::hash<void*>, std::equal_to<void*>,
+                                 checker_allocator<std::pair<void* const, record>>>;
+
+  void remove(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    lock_guard lock(mu_);
+    const auto it = live_.find(p);
+    if (it == live_.end()) fail(p, bytes, alignment);
     if (it->second.first != bytes || it->second.second != alignment) {
       std::fprintf(stderr,
                    "syncpool::pool_resource: deallocate(%p, %zu, %zu): allocated as (%zu, %zu); "
@@ -187,20 +234,15 @@ class allocation_checker {
     }
     live_.erase(it);
   }
-  void clear() noexcept {
-    lock_guard lock(mu_);
-    live_.clear();
-  }
-  mutex& mu() noexcept { return mu_; }
-
- private:
-  [[noreturn]] static void fail(const char* what, void* p, std::size_t bytes, std::size_t alignment) {
-    std::fprintf(stderr, "syncpool::pool_resource: deallocate(%p, %zu, %zu): the block %s\n", p, bytes,
-                 alignment, what);
+  [[noreturn]] static void fail(void* p, std::size_t bytes, std::size_t alignment) {
+    std::fprintf(stderr,
+                 "syncpool::pool_resource: deallocate(%p, %zu, %zu): the block was not allocated by this "
+                 "resource, or was already deallocated (double deallocate)\n",
+                 p, bytes, alignment);
     std::abort();
   }
   mutex mu_;
-  std::unordered_map<void*, std::pair<std::size_t, std::size_t>> live_ ABSL_GUARDED_BY(mu_);
+  map live_ ABSL_GUARDED_BY(mu_);
 };
 #endif
 
@@ -250,6 +292,9 @@ class resource_impl {
     engine_.drain(/*destroy=*/false);  // the blocks go with their chunks
     release_face();
     fork_.delist();
+#ifdef SYNCPOOL_DEBUG_CHECKS
+    delete checker_.load(std::memory_order_relaxed);
+#endif
   }
 
   void* allocate_slow(std::size_t bytes, std::size_t alignment);
@@ -268,11 +313,36 @@ class resource_impl {
   engine engine_;
 
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  // Debug builds only (they may use the heap): kept out of line.
-  std::unique_ptr<allocation_checker> checker_ = std::make_unique<allocation_checker>();
-  allocation_checker& checker() noexcept { return *checker_; }
+  // Records `p` with the checker (made here the first time); when that
+  // fails, gives `p` back before the std::bad_alloc leaves, so that a failed
+  // allocate holds nothing.
+  void check_allocate(void* p, std::size_t bytes, std::size_t alignment) {
+    try {
+      allocation_checker* c = checker_.load(std::memory_order_acquire);
+      if (ABSL_PREDICT_FALSE(c == nullptr)) c = make_checker();
+      c->on_allocate(p, bytes, alignment);
+    } catch (...) {
+      deallocate_slow(p, bytes, alignment);
+      throw;
+    }
+  }
+  void check_deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    allocation_checker::on_deallocate(checker_.load(std::memory_order_acquire), p, bytes, alignment);
+  }
+  // Under classes_mu_, which fork's prepare step takes before it looks for
+  // a checker to lock: none appears between the two.
+  allocation_checker* make_checker() {
+    spin_lock_guard lock(classes_mu_);
+    allocation_checker* c = checker_.load(std::memory_order_relaxed);
+    if (c == nullptr) {
+      c = allocation_checker::make();
+      checker_.store(c, std::memory_order_release);
+    }
+    return c;
+  }
+  allocation_checker* checker() noexcept { return checker_.load(std::memory_order_acquire); }
+  std::atomic<allocation_checker*> checker_{nullptr};  // Debug builds only: the size stays the same.
 #endif
-
  private:
   static const engine_client kClient;
 
@@ -1223,7 +1293,7 @@ void resource_impl::release_face() noexcept {
   direct_.forget();
   meta_arena::free_detached(upstream_, arena_.detach());
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  checker().clear();
+  if (allocation_checker* c = checker()) c->clear();
 #endif
 }
 
@@ -1300,7 +1370,7 @@ void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
     impl->arena_.mu().lock();
     impl->direct_.mu().lock();
 #ifdef SYNCPOOL_DEBUG_CHECKS
-    impl->checker().mu().lock();
+    if (allocation_checker* c = impl->checker()) c->mu().lock();
 #endif
   }
 }
@@ -1311,7 +1381,7 @@ void resource_impl::fork_hooks::unlock_after_fork(rank r) noexcept {
     impl->reset_mu_.unlock();
   } else if (r == rank::blocks) {
 #ifdef SYNCPOOL_DEBUG_CHECKS
-    impl->checker().mu().unlock();
+    if (allocation_checker* c = impl->checker()) c->mu().unlock();
 #endif
     impl->direct_.mu().unlock();
     impl->arena_.mu().unlock();
@@ -1331,7 +1401,7 @@ void resource_impl::fork_hooks::reset_after_fork(rank r) noexcept {
     impl->resetting_.store(false, std::memory_order_relaxed);
   } else if (r == rank::blocks) {
 #ifdef SYNCPOOL_DEBUG_CHECKS
-    impl->checker().mu().reset_after_fork();
+    if (allocation_checker* c = impl->checker()) c->mu().reset_after_fork();
 #endif
     impl->direct_.mu().reset_after_fork();
     impl->arena_.mu().reset_after_fork();
@@ -1432,7 +1502,7 @@ void* pool_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl().allocate_slow(bytes, alignment);
   else internal::unpoison(p, internal::kClassBytes[index]);
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  impl().checker().on_allocate(p, bytes, alignment);
+  impl().check_allocate(p, bytes, alignment);
 #endif
   return p;
 }
@@ -1446,7 +1516,7 @@ void* pool_resource::allocate_other(std::size_t bytes, std::size_t alignment) {
   }
   if (ABSL_PREDICT_FALSE(p == nullptr)) p = impl().allocate_slow(bytes, alignment);
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  impl().checker().on_allocate(p, bytes, alignment);
+  impl().check_allocate(p, bytes, alignment);
 #endif
   return p;
 }
@@ -1458,7 +1528,7 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
   uint32_t index;
   if (ABSL_PREDICT_FALSE(!table_class(bytes, alignment, index))) return deallocate_other(p, bytes, alignment);
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  impl().checker().on_deallocate(p, bytes, alignment);
+  impl().check_deallocate(p, bytes, alignment);
 #endif
   internal::poison(p, internal::kClassBytes[index]);
   if (ABSL_PREDICT_TRUE(impl().engine_.try_put_fast(index, p))) return;
@@ -1468,7 +1538,7 @@ void pool_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignm
 
 void pool_resource::deallocate_other(void* p, std::size_t bytes, std::size_t alignment) {
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  impl().checker().on_deallocate(p, bytes, alignment);
+  impl().check_deallocate(p, bytes, alignment);
 #endif
   uint32_t index;
   if (ABSL_PREDICT_TRUE(internal::pooled_class(bytes, alignment, largest_, index))) {
@@ -1490,6 +1560,14 @@ void testing_hooks::end_young_phase(pool_resource& r) noexcept {
 uint64_t testing_hooks::thread_budget(pool_resource& r) noexcept { return thread_budget(r.impl().engine_); }
 
 uint64_t testing_hooks::growth_granted(pool_resource& r) noexcept { return growth_granted(r.impl().engine_); }
+
+uint64_t testing_hooks::checker_heap_calls() noexcept {
+#ifdef SYNCPOOL_DEBUG_CHECKS
+  return g_checker_heap_calls.load(std::memory_order_relaxed);
+#else
+  return 0;
+#endif
+}
 
 std::size_t testing_hooks::arena_bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept {
   return meta_arena::bucket_bytes(bytes, alignment);

@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory_resource>
+#include <new>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -18,6 +20,22 @@
 #include "syncpool/internal/engine.h"
 #include "syncpool/pool_resource.h"
 #include "tests/test_resources.h"
+
+// Global operator new, counted and made to fail on demand, in the calling
+// thread only.
+namespace {
+thread_local bool t_fail_new = false;
+thread_local uint64_t t_news = 0;
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (t_fail_new) throw std::bad_alloc();
+  ++t_news;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -173,6 +191,34 @@ TEST_F(PoolResourceDebug, DeallocateAfterReleaseAborts) {
         pool.deallocate(p, 64);
       },
       kNotAllocated);
+}
+
+TEST_F(PoolResourceDebug, ConstructionAllocatesNothingAndAnUnrecordedBlockGoesBack) {
+  // The checks keep their records on the global heap, made at the first
+  // allocate: construction stays free of allocations, and an allocate whose
+  // record cannot be made throws std::bad_alloc with the block back in the
+  // pool (before, the checker was made in a noexcept constructor, and a
+  // failing operator new called std::terminate).
+  counting_resource up;
+  t_news = 0;
+  pool_resource pool(&up);
+  EXPECT_EQ(t_news, 0u) << "operator new during construction";
+  EXPECT_EQ(up.allocate_calls(), 0u);
+  // A cached 64-byte block (past the young phase, whose blocks go back to
+  // their region instead), and a checker that exists: the next allocate is
+  // a hit whose only allocation is its record.
+  syncpool::internal::testing_hooks::end_young_phase(pool);
+  pool.deallocate(pool.allocate(64), 64);
+  const uint64_t cached = pool.stats().total.cached;
+  ASSERT_GT(cached, 0u);
+  t_fail_new = true;
+  EXPECT_THROW(static_cast<void>(pool.allocate(64)), std::bad_alloc);
+  t_fail_new = false;
+  EXPECT_EQ(pool.stats().total.cached, cached) << "the block whose record failed is held";
+  // The pool still works, and its checker never recorded that block.
+  void* p = pool.allocate(64);
+  pool.deallocate(p, 64);
+  EXPECT_DEATH(pool.deallocate(p, 64), kNotAllocated);
 }
 
 TEST_F(PoolResourceDebug, WriteAfterDeallocateIsReportedByAsan) {

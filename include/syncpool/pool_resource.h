@@ -100,7 +100,10 @@
 //     resource never binds, and counts as no bound.)
 //   - No debug checks in normal builds: deallocating with the wrong size or
 //     twice is undefined behaviour, as for every memory_resource. Build with
-//     --config=debug_checks to have it caught (see README).
+//     --config=debug_checks to have it caught (see README). The checks keep
+//     a record of every block handed out on the global heap (made at the
+//     first allocate, never during construction): with them, "all memory
+//     from upstream" holds for the pool's memory, not for the records.
 //   - Under ASan, cached blocks are poisoned so that a use after deallocate
 //     is reported, except in the classes 10, 12, 20 and 28 bytes, whose
 //     blocks share ASan's 8-byte granules with their neighbours.

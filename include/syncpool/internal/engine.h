@@ -346,6 +346,9 @@ struct testing_hooks {
   static uint64_t thread_budget(pool_resource& r) noexcept;
   static uint64_t growth_granted(pool_resource& r) noexcept;
   static uint64_t thread_budget(const engine& e) noexcept;
+  // Global heap calls made by pool_resource's debug checks (their records;
+  // always 0 in a build without SYNCPOOL_DEBUG_CHECKS).
+  static uint64_t checker_heap_calls() noexcept;
   // The bytes a resource's bookkeeping arena sets aside for one object.
   static std::size_t arena_bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
   static uint64_t growth_granted(const engine& e) noexcept;
