@@ -814,6 +814,7 @@ thread_cache* engine::revalidate(thread_state& t) {
     x->active_cycle = cycle_;
     tls_entry& entry = entry_for(t_table, key);
     entry.cache.store(x, std::memory_order_relaxed);
+    mirror_table(entry, x);
     entry.key.store(key, std::memory_order_relaxed);
     reg.activate(this);
   };
@@ -882,7 +883,17 @@ thread_cache* engine::own_cache(uint32_t cls) {
       if (c == nullptr) return nullptr;
       continue;  // the key may have moved again meanwhile
     }
-    if (cls - c->base >= c->nclasses && !cover_class(c, cls)) return nullptr;
+    if (cls - c->base >= c->nclasses) {
+      if (!cover_class(c, cls)) return nullptr;
+      // The fast paths read the table through the entry: it must follow
+      // (the old table may be freed already). cover_class() may have run
+      // another engine's code (its memory from an upstream pool_resource),
+      // which may have taken this entry: then it no longer matches, and
+      // the next call installs it afresh.
+      if (entry.key.load(std::memory_order_relaxed) == key && entry.cache.load(std::memory_order_relaxed) == c) {
+        mirror_table(entry, c);
+      }
+    }
     return c;
   }
   return nullptr;

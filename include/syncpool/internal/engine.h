@@ -226,8 +226,8 @@ struct alignas(64) thread_cache {
 
 // A cache's class table starts inline, right after it, with room for a few
 // classes; it moves out only for a thread that uses more. An engine of one
-// class never moves it, so its fast paths find the slots at a fixed offset
-// from the cache instead of loading `cls`.
+// class never moves it. (The fast paths reach the table through the
+// thread's tls_entry, which mirrors `cls`, `base` and `nclasses`.)
 inline constexpr uint32_t kInlineClasses = 2;
 static_assert(sizeof(thread_cache) % alignof(class_slots) == 0, "the inline table starts right after the cache");
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline class_slots* inline_slots(thread_cache* c) noexcept {
@@ -239,17 +239,24 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline class_slots* inline_slots(thread_cache* c) n
 // the `busy` word of the asymmetric fence.
 inline constexpr uint32_t kTlsSlots = 64;
 
-// One entry of that table. Atomic only so that a dying cache's entry can be
-// cleared by another thread (relaxed: plain loads and stores).
+// One entry of that table. `key` and `cache` are atomic only so that a dying
+// cache's entry can be cleared by another thread (relaxed: plain loads and
+// stores). The rest mirrors the cache's class table for the fast paths, so
+// that a hit goes from the entry straight to its class's slots without
+// loading the cache's header first (one dependent load less); only the
+// owner reads or writes it, and it is valid while `key` matches.
 struct tls_entry {
   std::atomic<uint64_t> key{0};  // 0: empty
   std::atomic<thread_cache*> cache{nullptr};
+  class_slots* cls = nullptr;  // cache->cls
+  uint32_t base = 0;           // cache->base
+  uint32_t nclasses = 0;       // cache->nclasses
 };
 
 // Engine keys step by the size of an entry, so that a key's entry lies at
 // byte offset key % (kTlsSlots * kKeyStep): one `and` on the hot path.
 inline constexpr uint64_t kKeyStep = sizeof(tls_entry);
-static_assert(kKeyStep == 16);
+static_assert(kKeyStep == 32);
 
 struct thread_state {
   // The asymmetric fence's word, in two halves: the fast paths raise `fast`
@@ -279,6 +286,14 @@ inline thread_local constinit tls_entry t_table[kTlsSlots] = {};
 // The entry of `table` that a key maps to.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline tls_entry& entry_for(tls_entry* table, uint64_t key) noexcept {
   return table[(key / kKeyStep) % kTlsSlots];
+}
+
+// Points the entry at c's class table and range (the owner, whenever it
+// installs c or c's table changes).
+inline void mirror_table(tls_entry& entry, const thread_cache* c) noexcept {
+  entry.cls = c->cls;
+  entry.base = c->base;
+  entry.nclasses = c->nclasses;
 }
 
 // What an engine needs from its face: one static table per face type.
@@ -380,10 +395,9 @@ class engine {
     const uint64_t key = load_key();
     tls_entry& entry = entry_for(t_table, key);
     if (ABSL_PREDICT_TRUE(entry.key.load(std::memory_order_relaxed) == key)) {
-      thread_cache* c = entry.cache.load(std::memory_order_relaxed);
-      const uint32_t i = single ? 0 : cls - c->base;  // wraps below base: fails the test
-      if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
-        class_slots& cs = single ? *inline_slots(c) : c->cls[i];
+      const uint32_t i = single ? 0 : cls - entry.base;  // wraps below base: fails the test
+      if (ABSL_PREDICT_TRUE(single || i < entry.nclasses)) {
+        class_slots& cs = entry.cls[i];
         const uint64_t state = cs.state.load(std::memory_order_relaxed);
         // 64 bits wide, so that items[n - 1] folds into one addressing mode.
         const uint64_t n = state & class_slots::kCountMask;
@@ -410,10 +424,9 @@ class engine {
     const uint64_t key = load_key();
     tls_entry& entry = entry_for(t_table, key);
     if (ABSL_PREDICT_TRUE(entry.key.load(std::memory_order_relaxed) == key)) {
-      thread_cache* c = entry.cache.load(std::memory_order_relaxed);
-      const uint32_t i = single ? 0 : cls - c->base;
-      if (ABSL_PREDICT_TRUE(single || i < c->nclasses)) {
-        class_slots& cs = single ? *inline_slots(c) : c->cls[i];
+      const uint32_t i = single ? 0 : cls - entry.base;
+      if (ABSL_PREDICT_TRUE(single || i < entry.nclasses)) {
+        class_slots& cs = entry.cls[i];
         const uint64_t state = cs.state.load(std::memory_order_relaxed);
         const uint32_t n = static_cast<uint32_t>(state & class_slots::kCountMask);
         if (ABSL_PREDICT_TRUE(n < cs.capacity)) {
