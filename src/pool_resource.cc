@@ -455,6 +455,10 @@ class resource_impl {
     uint32_t allocations ABSL_GUARDED_BY(mu) = 0;
     uint32_t emptied ABSL_GUARDED_BY(mu) = 0;  // times every young block was back
     uint32_t next_region ABSL_GUARDED_BY(mu) = kFirstYoungRegion;
+    // The thread that bumps (see this_thread_tag()); 0: none yet. A second
+    // thread ends the phase: its blocks would share cache lines with the
+    // first's, and every write to either would pull the line across.
+    uint32_t owner ABSL_GUARDED_BY(mu) = 0;
     std::atomic<std::size_t> upstream_bytes{0};
     // Young allocations by class, for stats() (at most kYoungAllocations).
     uint16_t misses[kChunkedClassCount] ABSL_GUARDED_BY(mu) = {};
@@ -995,16 +999,29 @@ struct resource_impl::young_region {
   }
 };
 
+namespace {
+// A 32-bit tag of the calling thread, never 0: its thread_state's address
+// (distinct between live threads) folded. Two threads that fold alike are
+// taken for one, which only lets them share the young phase.
+uint32_t this_thread_tag() noexcept {
+  const auto at = reinterpret_cast<uintptr_t>(&t_thread) >> 4;
+  const auto tag = static_cast<uint32_t>(at ^ (at >> 32));
+  return tag == 0 ? 1 : tag;
+}
+}  // namespace
+
 void* resource_impl::allocate_young(uint32_t cls) {
   // Regions come at the default alignment, and so does their first byte.
   static_assert(sizeof(young_region) % kUpstreamAlignment == 0);
   const std::size_t size = kClassBytes[cls];
   const std::size_t align = block_alignment(size);
   ensure_enlisted();  // the fork handlers take young_.mu
+  const uint32_t tag = this_thread_tag();
   young_.mu.lock();
   for (;;) {
     if (young_.over.load(std::memory_order_relaxed)) break;
-    if (young_.allocations == kYoungAllocations || young_.bumped + size > kYoungBytes) {
+    if (young_.owner == 0) young_.owner = tag;
+    if (young_.allocations == kYoungAllocations || young_.bumped + size > kYoungBytes || young_.owner != tag) {
       young_.over.store(true, std::memory_order_relaxed);
       break;
     }
@@ -1175,6 +1192,7 @@ resource_impl::young_region* resource_impl::reset_young() noexcept {
   young_.bumped = 0;
   young_.allocations = 0;
   young_.emptied = 0;
+  young_.owner = 0;
   young_.next_region = kFirstYoungRegion;
   std::fill(std::begin(young_.misses), std::end(young_.misses), uint16_t{0});
   young_.over.store(!young_phase_allowed(), std::memory_order_relaxed);
