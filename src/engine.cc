@@ -569,6 +569,20 @@ void engine::free_caches(thread_cache* list) noexcept {
   }
 }
 
+namespace {
+// The owner, once c's class table or range changed: the fast paths read
+// them through c's TLS entry, which follows here, before an old table goes
+// back to the face (whose upstream may be anyone's code). If the entry no
+// longer holds c under its key (another engine took the slot while this
+// one asked for memory), the next call installs c afresh.
+void follow_table(thread_cache* c) noexcept {
+  tls_entry& entry = entry_for(t_table, c->valid_key);
+  if (entry.key.load(std::memory_order_relaxed) == c->valid_key && entry.cache.load(std::memory_order_relaxed) == c) {
+    mirror_table(entry, c);
+  }
+}
+}  // namespace
+
 bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   // Owner, inside its critical section. The table covers a contiguous range
   // of classes, so that a thread using one class pays for one entry.
@@ -577,6 +591,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
     lock_guard lock(mu_);  // stats() reads the range under the engine lock
     c->base = cls;
     c->nclasses = 1;
+    follow_table(c);
     return true;
   }
   uint32_t lo = std::min(c->base, cls);
@@ -606,10 +621,11 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
     for (uint32_t i = 0; i < hi - lo; ++i) c->cls[i].weight = weight_of(lo + i);
     c->base = lo;
     c->nclasses = hi - lo;
+    follow_table(c);
     return true;
   }
-  // An engine of one class never gets here: its fast paths rely on the
-  // table staying inline (inline_slots).
+  // An engine of one class never gets here: it covers its class from the
+  // start (new_cache), so its fast paths skip the range test.
   ABSL_ASSERT(nclasses_ > 1);
   // Grow by half again, in the direction of the new class, to make room
   // for its neighbours too.
@@ -651,6 +667,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
     c->base = lo;
     c->nclasses = want;
   }
+  follow_table(c);
   if (old != nullptr) client_->meta_free(ctx_, old, old_bytes, alignof(class_slots));
   return true;
 }
@@ -883,17 +900,7 @@ thread_cache* engine::own_cache(uint32_t cls) {
       if (c == nullptr) return nullptr;
       continue;  // the key may have moved again meanwhile
     }
-    if (cls - c->base >= c->nclasses) {
-      if (!cover_class(c, cls)) return nullptr;
-      // The fast paths read the table through the entry: it must follow
-      // (the old table may be freed already). cover_class() may have run
-      // another engine's code (its memory from an upstream pool_resource),
-      // which may have taken this entry: then it no longer matches, and
-      // the next call installs it afresh.
-      if (entry.key.load(std::memory_order_relaxed) == key && entry.cache.load(std::memory_order_relaxed) == c) {
-        mirror_table(entry, c);
-      }
-    }
+    if (cls - c->base >= c->nclasses && !cover_class(c, cls)) return nullptr;
     return c;
   }
   return nullptr;
