@@ -77,6 +77,9 @@ constexpr std::size_t kMaxClassAlignment = 64;
 // many allocations or bytes, whichever comes first.
 constexpr uint32_t kYoungAllocations = 256;
 constexpr std::size_t kYoungBytes = std::size_t{64} << 10;
+// A young block bumped for another thread than the one before starts at
+// this alignment (a cache line), so that no line holds two threads' blocks.
+constexpr std::size_t kYoungSwitchAlignment = 64;
 // Young regions: the first this large, each next one 4 times as large, up
 // to what the phase may still bump (what a large block needs, if more).
 constexpr std::size_t kFirstYoungRegion = 512;
@@ -199,6 +202,9 @@ class allocation_checker {
     return new allocation_checker();
   }
 
+  // (operator new under mu_, a lock of fork's blocks rank: a new_handler
+  // or replaced operator new that calls into syncpool here can deadlock
+  // against a fork. Debug builds only, and as before.)
   void on_allocate(void* p, std::size_t bytes, std::size_t alignment) {
     lock_guard lock(mu_);
     live_.insert_or_assign(p, std::pair<std::size_t, std::size_t>{bytes, alignment});
@@ -329,19 +335,29 @@ class resource_impl {
   void check_deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
     allocation_checker::on_deallocate(checker_.load(std::memory_order_acquire), p, bytes, alignment);
   }
-  // Under classes_mu_, which fork's prepare step takes before it looks for
-  // a checker to lock: none appears between the two.
+  // Made out of every lock (operator new may be anyone's code), published
+  // under classes_mu_, which fork's prepare step takes before it looks for
+  // a checker to lock: none appears between the two. A thread that loses
+  // the race deletes its own.
   allocation_checker* make_checker() {
-    spin_lock_guard lock(classes_mu_);
-    allocation_checker* c = checker_.load(std::memory_order_relaxed);
-    if (c == nullptr) {
-      c = allocation_checker::make();
-      checker_.store(c, std::memory_order_release);
+    allocation_checker* made = allocation_checker::make();
+    allocation_checker* c;
+    {
+      spin_lock_guard lock(classes_mu_);
+      c = checker_.load(std::memory_order_relaxed);
+      if (c == nullptr) {
+        c = made;
+        made = nullptr;
+        checker_.store(c, std::memory_order_release);
+      }
     }
+    delete made;
     return c;
   }
   allocation_checker* checker() noexcept { return checker_.load(std::memory_order_acquire); }
-  std::atomic<allocation_checker*> checker_{nullptr};  // Debug builds only: the size stays the same.
+  // As large as the unique_ptr it replaced: kResourceImplBytes, in the
+  // public header, covers the builds with and without the checks.
+  std::atomic<allocation_checker*> checker_{nullptr};
 #endif
  private:
   static const engine_client kClient;
@@ -437,8 +453,9 @@ class resource_impl {
   // blocks are all back goes upstream, except the newest one while the
   // phase goes on, which is bumped from its start again (and kept when
   // every young block is back, unless that is the first time: see
-  // free_young()). The phase ends after kYoungAllocations allocations or
-  // kYoungBytes bytes (at once with a user's max_blocks_per_chunk), and the
+  // free_young()). A block bumped for another thread than the one before
+  // starts a cache line. The phase ends after kYoungAllocations allocations
+  // or kYoungBytes bytes (at once with a user's max_blocks_per_chunk), and the
   // classes then go through the engine and their chunks. Young blocks
   // still out may pass through the engine's caches, and reach their
   // regions when the engine gives them back (give_back()). release() and
@@ -455,10 +472,10 @@ class resource_impl {
     uint32_t allocations ABSL_GUARDED_BY(mu) = 0;
     uint32_t emptied ABSL_GUARDED_BY(mu) = 0;  // times every young block was back
     uint32_t next_region ABSL_GUARDED_BY(mu) = kFirstYoungRegion;
-    // The thread that bumps (see this_thread_tag()); 0: none yet. A second
-    // thread ends the phase: its blocks would share cache lines with the
-    // first's, and every write to either would pull the line across.
-    uint32_t owner ABSL_GUARDED_BY(mu) = 0;
+    // The thread that bumped last (see this_thread_tag()); 0: none yet.
+    // Another thread's block starts a cache line: two threads' blocks
+    // sharing a line would pull it between their CPUs at every write.
+    uint32_t last_tag ABSL_GUARDED_BY(mu) = 0;
     std::atomic<std::size_t> upstream_bytes{0};
     // Young allocations by class, for stats() (at most kYoungAllocations).
     uint16_t misses[kChunkedClassCount] ABSL_GUARDED_BY(mu) = {};
@@ -1002,7 +1019,7 @@ struct resource_impl::young_region {
 namespace {
 // A 32-bit tag of the calling thread, never 0: its thread_state's address
 // (distinct between live threads) folded. Two threads that fold alike are
-// taken for one, which only lets them share the young phase.
+// taken for one, which only lets their young blocks share a cache line.
 uint32_t this_thread_tag() noexcept {
   const auto at = reinterpret_cast<uintptr_t>(&t_thread) >> 4;
   const auto tag = static_cast<uint32_t>(at ^ (at >> 32));
@@ -1020,14 +1037,15 @@ void* resource_impl::allocate_young(uint32_t cls) {
   young_.mu.lock();
   for (;;) {
     if (young_.over.load(std::memory_order_relaxed)) break;
-    if (young_.owner == 0) young_.owner = tag;
-    if (young_.allocations == kYoungAllocations || young_.bumped + size > kYoungBytes || young_.owner != tag) {
+    if (young_.allocations == kYoungAllocations || young_.bumped + size > kYoungBytes) {
       young_.over.store(true, std::memory_order_relaxed);
       break;
     }
     if (young_.next != nullptr) {
-      auto* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + align - 1) & ~(align - 1));
+      const std::size_t at = young_.last_tag == tag || young_.last_tag == 0 ? align : kYoungSwitchAlignment;
+      auto* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + at - 1) & ~(at - 1));
       if (p + size <= young_.end) {
+        young_.last_tag = tag;
         young_.next = p + size;
         ++young_.regions.load(std::memory_order_relaxed)->live;
         ++young_.live;
@@ -1043,7 +1061,11 @@ void* resource_impl::allocate_young(uint32_t cls) {
     // number of max_align_t units, so that ASan can unpoison it exactly
     // and an aligned_alloc-based upstream takes the size.
     const uint32_t asked = young_.next_region;
-    const std::size_t need = sizeof(young_region) + size + align - 1;
+    // If another thread bumps meanwhile, the block may not fit after all:
+    // then the next round asks for a region with a line's room. (Each such
+    // round follows another thread's allocation: at most the phase's.)
+    const std::size_t slack = young_.last_tag == tag || young_.last_tag == 0 ? align : kYoungSwitchAlignment;
+    const std::size_t need = sizeof(young_region) + size + slack - 1;
     // No larger than what the phase may still bump: the rest would never be
     // used (the fifth region was 64 KiB, after four of 42.5 KiB in all, and
     // the phase bumps 64 KiB at most).
@@ -1192,7 +1214,7 @@ resource_impl::young_region* resource_impl::reset_young() noexcept {
   young_.bumped = 0;
   young_.allocations = 0;
   young_.emptied = 0;
-  young_.owner = 0;
+  young_.last_tag = 0;
   young_.next_region = kFirstYoungRegion;
   std::fill(std::begin(young_.misses), std::end(young_.misses), uint16_t{0});
   young_.over.store(!young_phase_allowed(), std::memory_order_relaxed);

@@ -29,10 +29,10 @@
 //     monotonic_buffer_resource would; a young block that comes back is not
 //     reused, and the regions go upstream with the last young block. A
 //     resource made for one request thus costs a couple of upstream calls
-//     and builds no thread cache and no class state at all. The phase
-//     belongs to the first thread that allocates: the first allocate from
-//     another thread ends it (two threads' blocks would share cache
-//     lines). Then the size classes take over, through the thread caches.
+//     and builds no thread cache and no class state at all. A block bumped
+//     for another thread than the one before starts a cache line, so that
+//     no line holds two threads' blocks. Then the size classes take over,
+//     through the thread caches.
 //   - Classes up to 4 KiB carve their blocks from chunks obtained from
 //     upstream; a class's first chunk is small (a few blocks) and each next
 //     one twice as large, up to 64 KiB. Larger classes take one upstream block
