@@ -30,6 +30,7 @@
 #include "syncpool/internal/engine.h"
 #include "syncpool/pool.h"
 #include "syncpool/pool_resource.h"
+#include "tests/replaced_new.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -37,51 +38,15 @@ namespace {
 std::atomic<uint64_t> g_counted_news{0};
 thread_local bool t_measuring = false;
 
-void* counted_new(std::size_t n, std::size_t alignment) {
-  if (t_measuring) g_counted_news.fetch_add(1, std::memory_order_relaxed);
-  if (n == 0) n = 1;
-  void* p = alignment > alignof(std::max_align_t) ? std::aligned_alloc(alignment, (n + alignment - 1) & ~(alignment - 1))
-                                                  : std::malloc(n);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
 }  // namespace
 
-void* operator new(std::size_t n) { return counted_new(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n) { return counted_new(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n, alignof(std::max_align_t));
-  } catch (...) {
-    return nullptr;
-  }
+void* syncpool_test::replaced_new(std::size_t n, std::size_t alignment, bool nothrow) {
+  if (t_measuring) g_counted_news.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = heap_new(n, alignment)) return p;
+  if (nothrow) return nullptr;
+  throw std::bad_alloc();
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n, static_cast<std::size_t>(a));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept {
-  return operator new(n, a, t);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void syncpool_test::replaced_delete(void* p) noexcept { std::free(p); }
 
 namespace {
 

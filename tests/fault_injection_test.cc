@@ -29,6 +29,7 @@
 #include "syncpool/collect.h"
 #include "syncpool/pool.h"
 #include "syncpool/pool_resource.h"
+#include "tests/replaced_new.h"
 #include "tests/test_resources.h"
 
 // --- the global operator new, counted and made to fail on demand ------------
@@ -41,7 +42,9 @@ std::atomic<uint64_t> g_calls{0};
 std::atomic<uint64_t> g_fail_at{0};  // 0: never
 std::atomic<uint64_t> g_injected{0};
 
-void* counted_new(std::size_t n, std::size_t alignment, bool nothrow) {
+}  // namespace
+
+void* syncpool_test::replaced_new(std::size_t n, std::size_t alignment, bool nothrow) {
   if (g_armed.load(std::memory_order_relaxed)) {
     const uint64_t call = g_calls.fetch_add(1) + 1;
     if (call == g_fail_at.load()) {
@@ -50,13 +53,7 @@ void* counted_new(std::size_t n, std::size_t alignment, bool nothrow) {
       throw std::bad_alloc();
     }
   }
-  if (n == 0) n = 1;
-  void* p;
-  if (alignment > alignof(std::max_align_t)) {
-    p = std::aligned_alloc(alignment, (n + alignment - 1) & ~(alignment - 1));
-  } else {
-    p = std::malloc(n);
-  }
+  void* p = heap_new(n, alignment);
   if (p == nullptr) {
     if (nothrow) return nullptr;
     throw std::bad_alloc();
@@ -65,50 +62,11 @@ void* counted_new(std::size_t n, std::size_t alignment, bool nothrow) {
   return p;
 }
 
-void counted_delete(void* p) noexcept {
+void syncpool_test::replaced_delete(void* p) noexcept {
   if (p == nullptr) return;
   g_live_news.fetch_sub(1, std::memory_order_relaxed);
   std::free(p);
 }
-
-constexpr std::size_t kDefaultAlign = alignof(std::max_align_t);
-
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n, kDefaultAlign, false); }
-void* operator new[](std::size_t n) { return counted_new(n, kDefaultAlign, false); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n, kDefaultAlign, true);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return operator new(n, std::nothrow); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a), false); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a), false); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n, static_cast<std::size_t>(a), true);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return operator new(n, a, std::nothrow);
-}
-void operator delete(void* p) noexcept { counted_delete(p); }
-void operator delete[](void* p) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { counted_delete(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { counted_delete(p); }
-void operator delete(void* p, std::align_val_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { counted_delete(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { counted_delete(p); }
 
 namespace {
 

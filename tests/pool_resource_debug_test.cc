@@ -19,6 +19,7 @@
 #include "syncpool/collect.h"
 #include "syncpool/internal/engine.h"
 #include "syncpool/pool_resource.h"
+#include "tests/replaced_new.h"
 #include "tests/test_resources.h"
 
 // Global operator new, counted and made to fail on demand, in the calling
@@ -28,14 +29,15 @@ thread_local bool t_fail_new = false;
 thread_local uint64_t t_news = 0;
 }  // namespace
 
-void* operator new(std::size_t n) {
-  if (t_fail_new) throw std::bad_alloc();
-  ++t_news;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+void* syncpool_test::replaced_new(std::size_t n, std::size_t alignment, bool nothrow) {
+  if (!t_fail_new) {
+    ++t_news;
+    if (void* p = heap_new(n, alignment)) return p;
+  }
+  if (nothrow) return nullptr;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void syncpool_test::replaced_delete(void* p) noexcept { std::free(p); }
 
 namespace {
 
