@@ -412,6 +412,8 @@ class resource_impl {
   void release_face() noexcept;
   template <class F>
   void for_each_class(F f) const;
+  // allocate_slow() calls it first: no lock that the fork handlers take or
+  // reset (upstream, young, classes, arena) is taken before it.
   void ensure_enlisted() noexcept {
     if (!enlisted_.load(std::memory_order_acquire)) {
       fork_.enlist(engine_key_order());
@@ -601,7 +603,6 @@ size_class* resource_impl::find(uint32_t index) const noexcept {
 
 size_class* resource_impl::find_or_create(uint32_t index) {
   if (size_class* c = find(index)) return c;
-  ensure_enlisted();
   // Memory first, out of our lock (it may come from upstream).
   void* mem = arena_.allocate(upstream_, sizeof(size_class), alignof(size_class));
   if (mem == nullptr) throw std::bad_alloc();
@@ -957,6 +958,12 @@ void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, 
 // slow paths
 
 void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
+  // Known to the fork handlers before anything below can take the upstream
+  // lock: the first thread cache comes from upstream too (engine::enter_slow,
+  // meta_alloc), and a fork while a thread held that lock for an unlisted
+  // resource left the child with it held forever. Every first use of a
+  // resource comes through here (no cache yet: no fast path).
+  ensure_enlisted();
   uint32_t cls;
   if (!pooled_class(bytes, alignment, largest_, cls) && !classify(bytes, alignment, &cls)) {
     // Requests no class serves. As the standard says for requests above
@@ -966,7 +973,6 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
       throw std::invalid_argument("syncpool::pool_resource::allocate: alignment " + std::to_string(alignment) +
                                   " is not a power of two");
     }
-    ensure_enlisted();
     gate_guard gate(this);
     return direct_.allocate(upstream_, arena_, bytes, alignment);
   }
@@ -1033,7 +1039,6 @@ void* resource_impl::allocate_young(uint32_t cls) {
   static_assert(sizeof(young_region) % kUpstreamAlignment == 0);
   const std::size_t size = kClassBytes[cls];
   const std::size_t align = block_alignment(size);
-  ensure_enlisted();  // the fork handlers take young_.mu
   const uint32_t tag = this_thread_tag();
   young_.mu.lock();
   for (;;) {
@@ -1253,7 +1258,7 @@ void resource_impl::deallocate_slow(void* p, std::size_t bytes, std::size_t alig
     }
     std::fprintf(stderr,
                  "syncpool::pool_resource: deallocate(%p, %zu, %zu): no block of that size was ever "
-                 "allocated here (a pointer from elsewhere, or a wrong size)\n",
+                 "allocated here (a pointer from elsewhere, a wrong size, or a block freed twice)\n",
                  p, bytes, alignment);
     std::abort();
   }

@@ -301,4 +301,60 @@ TEST(ForkTest, AChildReleasesAResourceThatAParentThreadWasCollecting) {
   EXPECT_TRUE(ok);
 }
 
+// An upstream whose first allocate takes 200 ms, so that a fork can happen
+// while a thread is inside it. (A fork waits for the upstream calls of the
+// resources it knows of: it takes their upstream locks.)
+class slow_first_upstream : public std::pmr::memory_resource {
+ public:
+  void wait_until_inside() const {
+    while (!inside_.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (!first_done_.exchange(true)) {
+      inside_.store(true, std::memory_order_release);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+  std::atomic<bool> first_done_{false};
+  std::atomic<bool> inside_{false};
+};
+
+// The first upstream call of a resource that starts in its engine (a class
+// above the young phase's, or no young phase at all) is for a thread cache,
+// under the resource's upstream lock. A fork at that moment left the child
+// with that lock held by a thread it does not have: the resource was not yet
+// known to the fork handlers, and the child hung at its first allocate.
+TEST(ForkTest, AChildForkedDuringAResourcesFirstUpstreamCallCanUseIt) {
+  struct first_use {
+    const char* what;
+    std::size_t bytes;
+    std::size_t max_blocks_per_chunk;
+  };
+  for (const first_use& use : {first_use{"a class above 4 KiB", 5000, 0},
+                               first_use{"no young phase (max_blocks_per_chunk)", 64, 4}}) {
+    SCOPED_TRACE(use.what);
+    slow_first_upstream upstream;
+    syncpool::pool_resource_options options;
+    options.max_blocks_per_chunk = use.max_blocks_per_chunk;
+    syncpool::pool_resource resource(options, &upstream);
+    std::thread first([&] { resource.deallocate(resource.allocate(use.bytes), use.bytes); });
+    upstream.wait_until_inside();
+    const bool ok = child_exits_cleanly(5, [&] {
+      void* p = resource.allocate(use.bytes);
+      resource.deallocate(p, use.bytes);
+      syncpool::collect();
+    });
+    first.join();
+    EXPECT_TRUE(ok);
+  }
+}
+
 }  // namespace
