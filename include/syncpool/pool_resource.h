@@ -66,6 +66,9 @@
 //   - Requests above `largest_required_pool_block`, and alignments no class
 //     serves, go to upstream unchanged (same bytes, same alignment); the
 //     resource throws nothing of its own for them, only what upstream throws.
+//     (So it also does what upstream does wrong: libstdc++ 12's
+//     new_delete_resource() rounds a size near SIZE_MAX up to the alignment,
+//     wraps to a few bytes and returns a block instead of throwing.)
 //   - Bad input gets an exception: a non-power-of-two alignment throws
 //     std::invalid_argument; an upstream that throws leaves the resource
 //     consistent. deallocate(nullptr, n) does nothing, as free(nullptr).
