@@ -43,8 +43,15 @@ constexpr uint32_t kMaxSpares = 2;
 // A cache's budget grows after this many spills of full slots or refills
 // from its own spills per class it covers (see grow_budget).
 constexpr uint32_t kChurnPerClass = 4;
-// ... and only when there were at most this many slot hits per such event.
+// ... and only when there were at most this many slot hits per such event,
+// or per crossed one (a depot trip after another cache's at that class).
+// A trip costs about 300 instructions; a crossed one also pulls the depot's
+// and its batches' lines from another CPU: in compare_allocators' threads
+// workload, 2 threads on one resource took 9.5 ns per operation against 7.0
+// on two resources (2-core EPYC VM), at one trip per ~500 hits; without
+// trips (a larger budget), 7.8. So a thread that crosses that often grows.
 constexpr uint64_t kHitsPerChurn = 32;
+constexpr uint64_t kHitsPerCrossedChurn = 2048;
 // Empty batches a class keeps at its depot (class_shared::spares), so that
 // a spill finds one without the arena. One in flight per spilling thread is
 // what a producer/consumer pair needs (4 and 64 made the same number of
@@ -65,6 +72,12 @@ constexpr uint32_t kFloorSlots = 4;
 // at a time instead of 32: 4.7-5.0 us against 4.3-4.9 (alternated runs).
 constexpr uint64_t kOneWayBytes = 4096;
 constexpr uint32_t kOneWayMinItems = 8;
+// Class tables and batches (a cache's item arrays are batches) are asked
+// for whole cache lines: they are written at every hit, and a table or an
+// array of one thread next to another's in the face's memory would pull the
+// line between their CPUs (false sharing). (Thread caches are aligned by
+// their type.)
+constexpr std::size_t kMetaAlignment = 64;
 
 }  // namespace
 
@@ -433,7 +446,7 @@ void engine::destroy_chain(const engine_client* client, void* ctx, batch* b) noe
     batch* next = b->next;
     const auto cls = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(b->origin));
     if (b->count != 0) client->destroy(ctx, cls, b->items, b->count);
-    client->meta_free(ctx, b, batch::bytes_for(b->capacity), alignof(batch));
+    client->meta_free(ctx, b, batch::bytes_for(b->capacity), kMetaAlignment);
     b = next;
   }
 }
@@ -454,7 +467,7 @@ batch* engine::new_batch(thread_cache* c, uint32_t capacity) noexcept {
       }
     }
   }
-  void* mem = client_->meta_alloc(ctx_, batch::bytes_for(capacity), alignof(batch));
+  void* mem = client_->meta_alloc(ctx_, batch::bytes_for(capacity), kMetaAlignment);
   if (mem == nullptr) return nullptr;
   auto* b = static_cast<batch*>(mem);
   b->next = nullptr;
@@ -465,7 +478,7 @@ batch* engine::new_batch(thread_cache* c, uint32_t capacity) noexcept {
 }
 
 void engine::free_batch(batch* b) noexcept {
-  client_->meta_free(ctx_, b, batch::bytes_for(b->capacity), alignof(batch));
+  client_->meta_free(ctx_, b, batch::bytes_for(b->capacity), kMetaAlignment);
 }
 
 void engine::keep_spare(thread_cache* c, batch* b) noexcept {
@@ -507,19 +520,22 @@ void engine::free_cache(thread_cache* c) noexcept {
     c->spares = b->next;
     free_batch(b);
   }
-  if (c->cls_bytes != 0) client_->meta_free(ctx_, c->cls, c->cls_bytes, alignof(class_slots));
+  if (c->cls_bytes != 0) client_->meta_free(ctx_, c->cls, c->cls_bytes, kMetaAlignment);
   c->~thread_cache();
   client_->meta_free(ctx_, c, kCacheBytes, alignof(thread_cache));
 }
 
-void engine::grow_budget(thread_cache* c) noexcept {
+void engine::grow_budget(thread_cache* c, bool crossed) noexcept {
   // Not at the first sign: a thread that frees a few blocks of every class
   // and then reuses some (a server's worker warming up) would grow for
   // nothing. One that keeps spilling full slots or refilling from its own
   // spills, a few times per class it uses, churns through its budget.
   const uint32_t churn = ++c->churn;
+  if (crossed) ++c->crossed;
   if (churn < kChurnPerClass * std::max<uint32_t>(c->nclasses, 2)) return;
+  const uint32_t crossings = std::min<uint32_t>(c->crossed, churn);
   c->churn = 0;
+  c->crossed = 0;
   // Nor where the churn is rare next to the hits: a thread whose classes
   // drift around a steady footprint spills now and then, and would grow
   // forever (64 such threads held 15 MiB more in compare_allocators'
@@ -528,7 +544,9 @@ void engine::grow_budget(thread_cache* c) noexcept {
   for (uint32_t i = 0; i < c->nclasses; ++i) hits += c->cls[i].hits();
   const uint64_t since = hits - std::min(hits, c->hits_mark);
   c->hits_mark = hits;
-  if (since > kHitsPerChurn * churn) {
+  // (Crossed trips are dear: a thread that crosses often grows even with
+  // many hits between them.)
+  if (since > kHitsPerChurn * (churn - crossings) + kHitsPerCrossedChurn * crossings) {
     c->armed = false;
     return;
   }
@@ -554,6 +572,7 @@ void engine::grow_budget(thread_cache* c) noexcept {
 
 void engine::shrink_budget(thread_cache* c) noexcept {
   c->churn = 0;
+  c->crossed = 0;
   c->armed = false;
   const uint64_t to = std::max(initial_budget_, c->budget / 2);
   if (to >= c->budget) return;
@@ -638,7 +657,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   }
   const uint32_t want = hi - lo;
   const std::size_t bytes = sizeof(class_slots) * want;
-  void* mem = client_->meta_alloc(ctx_, bytes, alignof(class_slots));
+  void* mem = client_->meta_alloc(ctx_, bytes, kMetaAlignment);
   if (mem == nullptr) return false;
   auto* table = static_cast<class_slots*>(mem);
   for (uint32_t i = 0; i < want; ++i) {
@@ -668,7 +687,7 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
     c->nclasses = want;
   }
   follow_table(c);
-  if (old != nullptr) client_->meta_free(ctx_, old, old_bytes, alignof(class_slots));
+  if (old != nullptr) client_->meta_free(ctx_, old, old_bytes, kMetaAlignment);
   return true;
 }
 
@@ -944,7 +963,7 @@ uint32_t engine::refill_count(scope& s, uint32_t cls) noexcept {
 // ---------------------------------------------------------------------------
 // engine: spills and refills (the owner, inside its critical section)
 
-bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
+bool engine::spill(thread_cache* c, uint32_t cls, bool all, bool* crossed) noexcept {
   if (slots_of(c, cls).count() == 0) return true;
   class_shared* sh = shared(cls);
   // A batch of batch_of() items, what a partial spill moves at most:
@@ -983,6 +1002,8 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all) noexcept {
         } else {
           sh->depot.push(b);
           class_shared::add_locked(sh->available, moved);
+          if (crossed != nullptr) *crossed = sh->last_user != c;
+          sh->last_user = c;
         }
         return true;
       }
@@ -1022,6 +1043,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
   void* item = nullptr;
   // The batch is one this cache spilled: its working set outgrew its budget.
   bool own = false;
+  bool crossed = false;  // another cache used the depot last
   {
     spin_lock_guard lock(sh->mu);
     batch* b = sh->depot.pop();
@@ -1042,6 +1064,8 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
     } else {
       // (available drops by what is taken only, as in take_shared().)
       const uint32_t had = b->count;
+      crossed = sh->last_user != c;
+      sh->last_user = c;
       if (b->count != 0) {
         item = b->items[--b->count];
         // Its own spill: a local hit.
@@ -1070,7 +1094,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
       }
     }
   }
-  if (own) grow_budget(c);
+  if (own) grow_budget(c, crossed);
   if (empty != nullptr) keep_spare(c, empty);
   return item;
 }
@@ -1153,13 +1177,14 @@ void engine::give(scope& s, uint32_t cls, void* item) noexcept {
     // workload.)
     bool ok = make_room_in_array(c, cls);
     const bool one_way_class = one_way(slots_of(c, cls));
-    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls, one_way_class)) {
+    bool crossed = false;
+    if (!ok && slots_of(c, cls).count() != 0 && spill(c, cls, one_way_class, &crossed)) {
       // The class's slots keep filling up: a larger budget means more
       // slots and larger batches, so fewer spills. Not for a one-way class
       // already at its bound, which no budget raises: a consumer grew to
       // the cap for nothing, out of the growth its resource's busy threads
       // share.
-      if (!one_way_class || one_way_batch(c, cls) < one_way_bound(cls)) grow_budget(c);
+      if (!one_way_class || one_way_batch(c, cls) < one_way_bound(cls)) grow_budget(c, crossed);
       ok = make_room_in_array(c, cls);
     }
     class_slots& cs = slots_of(c, cls);
@@ -1430,7 +1455,7 @@ void engine::drain(bool destroy) {
   if (destroy) {
     destroy_chain(client, ctx, all.release());
   } else {
-    while (batch* b = all.pop()) client->meta_free(ctx, b, batch::bytes_for(b->capacity), alignof(batch));
+    while (batch* b = all.pop()) client->meta_free(ctx, b, batch::bytes_for(b->capacity), kMetaAlignment);
   }
 }
 

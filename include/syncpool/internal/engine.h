@@ -136,6 +136,10 @@ struct class_shared {
   // read without it.
   std::atomic<uint64_t> available{0};  // items in depot + victim: lets callers skip the lock
   std::atomic<uint32_t> spare_batches{0};
+  // The cache that last spilled into or refilled from the depot (compared,
+  // never followed): a trip after another cache's is a crossed one (see
+  // engine::grow_budget).
+  const thread_cache* last_user ABSL_GUARDED_BY(mu) = nullptr;
   // Counted on slow paths, under mu; local hits of freed caches are
   // retired here. misses is counted without the lock.
   std::atomic<uint64_t> retired_hits{0};
@@ -221,6 +225,10 @@ struct alignas(64) thread_cache {
   uint32_t churn = 0;
   // Whether the last window of churn qualified (see grow_budget).
   bool armed = false;
+  // Of `churn`, the depot trips that followed another cache's at that
+  // class (class_shared::last_user): each pulls the depot's lines (and its
+  // batches') from another CPU.
+  uint16_t crossed = 0;
   uint64_t hits_mark = 0;
 };
 
@@ -602,7 +610,9 @@ class engine {
   // Moves up to batch_size items of class `cls` (the oldest) to the depot.
   // Moves the class's oldest batch_of(cls) items (`all`: every item) to
   // the depot as one batch.
-  bool spill(thread_cache* c, uint32_t cls, bool all = false) noexcept;
+  // `crossed`, if given, tells whether the depot's last user was another
+  // cache.
+  bool spill(thread_cache* c, uint32_t cls, bool all = false, bool* crossed = nullptr) noexcept;
   // The shared tiers without a cache: one item from the depot or victim;
   // one item into the depot.
   void* take_shared(uint32_t cls);
@@ -640,9 +650,11 @@ class engine {
   void hand_over_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees c's memory (its arrays and spares too); c must be unlinked.
   void free_cache(thread_cache* c) noexcept;
-  // The owner, after it took back a batch it spilled itself: doubles its
-  // budget, within budget_ and what is left of growth_limit_.
-  void grow_budget(thread_cache* c) noexcept;
+  // The owner, after it spilled full slots or took back a batch it spilled
+  // itself (`crossed`: a depot trip after another cache's): counts the
+  // churn, and doubles its budget when it qualifies, within budget_ and
+  // what is left of growth_limit_.
+  void grow_budget(thread_cache* c, bool crossed) noexcept;
   // Halves a cache's budget (not below initial_budget_), its owner out.
   void shrink_budget(thread_cache* c) noexcept;
   void unlink_cache_locked(thread_cache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
