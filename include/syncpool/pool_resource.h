@@ -76,8 +76,10 @@
 //     free blocks per resource, all classes together. A thread starts at
 //     64 KiB (or thread_cache_bytes, if smaller) and doubles its budget when
 //     it keeps spilling full slots or taking back blocks it spilled itself
-//     (a few times per class it uses, with few hits in between, and
-//     that twice in a row: a single pass through every class is not); each
+//     (a few times per class it uses, with few hits in between, or fewer
+//     than a few thousand where another thread used the same class's depot
+//     just before, and that twice in a row: a single pass through every
+//     class is not); each
 //     collect() cycle halves it, down to the start. A resource's threads
 //     together grow by at most 4 x thread_cache_bytes above their start: at
 //     worst, with T threads, T x 64 KiB + 16 MiB per resource by default.
