@@ -52,6 +52,8 @@ constexpr uint32_t kChurnPerClass = 4;
 // trips (a larger budget), 7.8. So a thread that crosses that often grows.
 constexpr uint64_t kHitsPerChurn = 32;
 constexpr uint64_t kHitsPerCrossedChurn = 2048;
+// thread_cache::crossed counts at most one window of churn.
+static_assert(uint64_t{kChurnPerClass} * kMaxClasses <= UINT16_MAX);
 // Empty batches a class keeps at its depot (class_shared::spares), so that
 // a spill finds one without the arena. One in flight per spilling thread is
 // what a producer/consumer pair needs (4 and 64 made the same number of
@@ -1002,7 +1004,7 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all, bool* crossed) noexc
         } else {
           sh->depot.push(b);
           class_shared::add_locked(sh->available, moved);
-          if (crossed != nullptr) *crossed = sh->last_user != c;
+          if (crossed != nullptr) *crossed = sh->last_user != nullptr && sh->last_user != c;
           sh->last_user = c;
         }
         return true;
@@ -1064,7 +1066,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
     } else {
       // (available drops by what is taken only, as in take_shared().)
       const uint32_t had = b->count;
-      crossed = sh->last_user != c;
+      crossed = sh->last_user != nullptr && sh->last_user != c;
       sh->last_user = c;
       if (b->count != 0) {
         item = b->items[--b->count];

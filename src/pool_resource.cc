@@ -306,13 +306,19 @@ class resource_impl {
   void* allocate_slow(std::size_t bytes, std::size_t alignment);
   void deallocate_slow(void* p, std::size_t bytes, std::size_t alignment) noexcept;
 
+  // These three take locks that the fork handlers take and reset, so they
+  // enlist too (a resource never allocated from has not).
   void release() noexcept {
+    ensure_enlisted();
     engine_.drain(/*destroy=*/false);
     release_face();
     engine_.reopen();
   }
 
-  void collect() { engine_.collect(); }
+  void collect() {
+    ensure_enlisted();
+    engine_.collect();
+  }
   pool_resource_stats stats() const;
 
   // First: the fast path reads its key.
@@ -412,8 +418,10 @@ class resource_impl {
   void release_face() noexcept;
   template <class F>
   void for_each_class(F f) const;
-  // allocate_slow() calls it first: no lock that the fork handlers take or
-  // reset (upstream, young, classes, arena) is taken before it.
+  // allocate_slow(), release(), collect() and stats() call it first: no lock
+  // that the fork handlers take or reset (upstream, reset, young, classes,
+  // arena) is taken before it. (The destructor may: a resource being
+  // destroyed while another thread forks is of no use to the child.)
   void ensure_enlisted() noexcept {
     if (!enlisted_.load(std::memory_order_acquire)) {
       fork_.enlist(engine_key_order());
@@ -1023,10 +1031,11 @@ struct resource_impl::young_region {
 };
 
 namespace {
-// A 32-bit tag of the calling thread, never 0: bits 6-36 of its
+// A 32-bit tag of the calling thread, never 0: bits 7-37 of its
 // thread_state's address (distinct between live threads, whose TLS blocks
-// lie far more than a line apart). Two threads that differ only above them
-// are taken for one, which only lets their young blocks share a cache line.
+// lie far more than 128 bytes apart), and bit 0 set. Two threads that differ
+// only above them are taken for one, which only lets their young blocks
+// share a cache line.
 // Cheap on purpose: every young allocation computes it (a fold with a test
 // for 0 cost 17 instructions a block in bench/hit_path's lifetime16).
 uint32_t this_thread_tag() noexcept {
@@ -1069,11 +1078,9 @@ void* resource_impl::allocate_young(uint32_t cls) {
     // number of max_align_t units, so that ASan can unpoison it exactly
     // and an aligned_alloc-based upstream takes the size.
     const uint32_t asked = young_.next_region;
-    // If another thread bumps meanwhile, the block may not fit after all:
-    // then the next round asks for a region with a line's room. (Each such
-    // round follows another thread's allocation: at most the phase's.)
-    const std::size_t slack = young_.last_tag == tag || young_.last_tag == 0 ? align : kYoungSwitchAlignment;
-    const std::size_t need = sizeof(young_region) + size + slack - 1;
+    // The region is installed with this thread's tag, and the block bumped
+    // from it under the same lock hold: its alignment is all the slack.
+    const std::size_t need = sizeof(young_region) + size + align - 1;
     // No larger than what the phase may still bump: the rest would never be
     // used (the fifth region was 64 KiB, after four of 42.5 KiB in all, and
     // the phase bumps 64 KiB at most).
@@ -1349,6 +1356,7 @@ void resource_impl::release_face() noexcept {
 pool_resource_stats resource_impl::stats() const {
   pool_resource_stats s;
   auto* self = const_cast<resource_impl*>(this);
+  self->ensure_enlisted();
   spin_lock_guard lock(self->reset_mu_);
   const uint32_t classes = static_cast<uint32_t>(class_index(largest_)) + 1;
   s.classes.reserve(classes);

@@ -7,6 +7,7 @@
 // and collect() while the main thread forks many children; each child uses
 // both faces and collect() and must exit cleanly within 2 seconds.
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -301,10 +302,33 @@ TEST(ForkTest, AChildReleasesAResourceThatAParentThreadWasCollecting) {
   EXPECT_TRUE(ok);
 }
 
-// An upstream whose first allocate takes 200 ms, so that a fork can happen
-// while a thread is inside it. (A fork waits for the upstream calls of the
-// resources it knows of: it takes their upstream locks.)
-class slow_first_upstream : public std::pmr::memory_resource {
+// Set by a fork's prepare step, before syncpool's (see fork_watch()).
+std::atomic<bool> g_fork_armed{false};
+std::atomic<bool> g_fork_preparing{false};
+
+// Registers a prepare handler that runs before syncpool's: handlers run in
+// the reverse order of registration, and syncpool registers its own at the
+// first resource that enlists, made here first.
+void fork_watch() {
+  static const bool registered = [] {
+    syncpool::pool_resource first;
+    first.deallocate(first.allocate(5000), 5000);
+    return pthread_atfork(
+               [] {
+                 if (g_fork_armed.load(std::memory_order_acquire)) {
+                   g_fork_preparing.store(true, std::memory_order_release);
+                 }
+               },
+               nullptr, nullptr) == 0;
+  }();
+  ASSERT_TRUE(registered);
+}
+
+// An upstream whose first allocate returns only once a fork has begun, and
+// 100 ms after that: a fork that does not wait for it (a resource the fork
+// handlers do not know) happens while it is inside, holding the resource's
+// upstream lock; one that waits takes the lock after it.
+class fork_holding_upstream : public std::pmr::memory_resource {
  public:
   void wait_until_inside() const {
     while (!inside_.load(std::memory_order_acquire)) std::this_thread::yield();
@@ -314,7 +338,11 @@ class slow_first_upstream : public std::pmr::memory_resource {
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
     if (!first_done_.exchange(true)) {
       inside_.store(true, std::memory_order_release);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // (Bounded: a test that never forks must not hang here.)
+      for (int i = 0; i < 5000 && !g_fork_preparing.load(std::memory_order_acquire); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return std::pmr::new_delete_resource()->allocate(bytes, alignment);
   }
@@ -333,6 +361,7 @@ class slow_first_upstream : public std::pmr::memory_resource {
 // with that lock held by a thread it does not have: the resource was not yet
 // known to the fork handlers, and the child hung at its first allocate.
 TEST(ForkTest, AChildForkedDuringAResourcesFirstUpstreamCallCanUseIt) {
+  fork_watch();
   struct first_use {
     const char* what;
     std::size_t bytes;
@@ -341,17 +370,28 @@ TEST(ForkTest, AChildForkedDuringAResourcesFirstUpstreamCallCanUseIt) {
   for (const first_use& use : {first_use{"a class above 4 KiB", 5000, 0},
                                first_use{"no young phase (max_blocks_per_chunk)", 64, 4}}) {
     SCOPED_TRACE(use.what);
-    slow_first_upstream upstream;
+    fork_holding_upstream upstream;
     syncpool::pool_resource_options options;
     options.max_blocks_per_chunk = use.max_blocks_per_chunk;
     syncpool::pool_resource resource(options, &upstream);
-    std::thread first([&] { resource.deallocate(resource.allocate(use.bytes), use.bytes); });
+    std::atomic<bool> forked{false};
+    // It stays alive (and out of malloc) until the fork is over: under
+    // TSan, a thread that exits while another forks can hang the child.
+    std::thread first([&] {
+      void* p = resource.allocate(use.bytes);
+      while (!forked.load(std::memory_order_acquire)) std::this_thread::yield();
+      resource.deallocate(p, use.bytes);
+    });
     upstream.wait_until_inside();
+    g_fork_preparing.store(false, std::memory_order_relaxed);
+    g_fork_armed.store(true, std::memory_order_release);
     const bool ok = child_exits_cleanly(5, [&] {
       void* p = resource.allocate(use.bytes);
       resource.deallocate(p, use.bytes);
       syncpool::collect();
     });
+    g_fork_armed.store(false, std::memory_order_relaxed);
+    forked.store(true, std::memory_order_release);
     first.join();
     EXPECT_TRUE(ok);
   }

@@ -2005,15 +2005,21 @@ std::vector<uint64_t> take_turns(bool two_threads) {
   }
   budgets.resize(2);
   std::atomic<int> turn{0};
+  std::latch done(2);
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
       for (int k = 0; k < kTurns; ++k) {
-        while (turn.load(std::memory_order_acquire) % 2 != t) std::this_thread::yield();
+        for (int seen = turn.load(std::memory_order_acquire); seen % 2 != t;
+             seen = turn.load(std::memory_order_acquire)) {
+          turn.wait(seen, std::memory_order_acquire);
+        }
         for (int i = 0; i < kSteps; ++i) windows[t].step(r);
         turn.fetch_add(1, std::memory_order_release);
+        turn.notify_one();
       }
       budgets[t] = testing_hooks::thread_budget(r);
+      done.arrive_and_wait();  // no spill of the other's clear() before the reading
       windows[t].clear(r);
     });
   }
