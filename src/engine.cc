@@ -1004,8 +1004,8 @@ bool engine::spill(thread_cache* c, uint32_t cls, bool all, bool* crossed) noexc
         } else {
           sh->depot.push(b);
           class_shared::add_locked(sh->available, moved);
-          if (crossed != nullptr) *crossed = sh->last_user != nullptr && sh->last_user != c;
-          sh->last_user = c;
+          const bool after_another = sh->note_user_locked(c);
+          if (crossed != nullptr) *crossed = after_another;
         }
         return true;
       }
@@ -1066,8 +1066,7 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
     } else {
       // (available drops by what is taken only, as in take_shared().)
       const uint32_t had = b->count;
-      crossed = sh->last_user != nullptr && sh->last_user != c;
-      sh->last_user = c;
+      crossed = sh->note_user_locked(c);
       if (b->count != 0) {
         item = b->items[--b->count];
         // Its own spill: a local hit.

@@ -140,6 +140,13 @@ struct class_shared {
   // never followed): a trip after another cache's is a crossed one (see
   // engine::grow_budget).
   const thread_cache* last_user ABSL_GUARDED_BY(mu) = nullptr;
+  // Records `c` as the depot's user (mu held); true when another cache used
+  // it last.
+  bool note_user_locked(const thread_cache* c) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const bool crossed = last_user != nullptr && last_user != c;
+    last_user = c;
+    return crossed;
+  }
   // Counted on slow paths, under mu; local hits of freed caches are
   // retired here. misses is counted without the lock.
   std::atomic<uint64_t> retired_hits{0};
