@@ -1626,6 +1626,8 @@ uint64_t testing_hooks::checker_heap_calls() noexcept {
 #endif
 }
 
+uint32_t testing_hooks::arena_allocations(pool_resource& r) noexcept { return r.impl().arena_.allocations(); }
+
 std::size_t testing_hooks::arena_bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept {
   return meta_arena::bucket_bytes(bytes, alignment);
 }

@@ -54,6 +54,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
     s->next = large_;
     if (large_ != nullptr) large_->prev = s;
     large_ = s;
+    ++allocations_;
     return static_cast<char*>(mem) + kLargeHeader;
   }
   const int b = bucket_index(size);
@@ -66,6 +67,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
         unpoison(p, sizeof(void*));
         std::memcpy(&free_[b], p, sizeof(void*));
         unpoison(p, bytes);
+        ++allocations_;
         return p;
       }
       const auto at = (reinterpret_cast<uintptr_t>(bump_) + align - 1) & ~(uintptr_t{align} - 1);
@@ -74,6 +76,7 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
         // Under ASan, what the arena holds is poisoned but for what it
         // handed out: an object that runs past its size is reported.
         unpoison(reinterpret_cast<void*>(at), bytes);
+        ++allocations_;
         return reinterpret_cast<void*>(at);
       }
       want = next_slab_;

@@ -145,6 +145,11 @@ class meta_arena {
 
   std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   spin_mutex& mu() noexcept { return mu_; }
+  // Objects handed out since the resource was made, wrapping (for tests).
+  uint32_t allocations() noexcept {
+    spin_lock_guard lock(mu_);
+    return allocations_;
+  }
 
   // What an object of `bytes` and `alignment` (at most 64) takes from a slab
   // (at most kLargest; above that, from upstream less the header).
@@ -168,6 +173,7 @@ class meta_arena {
   slab* slabs_ ABSL_GUARDED_BY(mu_) = nullptr;
   slab* large_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint32_t next_slab_ ABSL_GUARDED_BY(mu_) = 1024;
+  uint32_t allocations_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<std::size_t> bytes_{0};
 };
 

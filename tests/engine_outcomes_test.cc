@@ -14,6 +14,7 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -406,6 +407,73 @@ TEST(CrossThreadFrees, AThreadThatNeedsAFewBlocksTakesAFewFromTheDepot) {
     for (void* q : more) r.deallocate(q, 64);
     r.deallocate(p, 64);
   }).join();
+}
+
+TEST(CrossThreadFrees, AProducerTakesItsConsumersBatchesWholeInOneTrip) {
+  // 1 KiB blocks: a consumer whose budget grew spills them 8 at a time (its
+  // one-way bound), while the producer, at its first budget, would take 4
+  // (its own batch, half its 8-block share): two depot trips a batch.
+  counting_resource up;
+  pool_resource r(&up);
+  syncpool::internal::testing_hooks::end_young_phase(r);
+  constexpr int kBlocks = 8000;
+  std::vector<void*> blocks;
+  for (int i = 0; i < kBlocks; ++i) blocks.push_back(r.allocate(1024));
+  std::thread([&] {
+    for (void* p : blocks) r.deallocate(p, 1024);
+    ASSERT_GT(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
+  }).join();
+  ASSERT_EQ(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
+  const auto before = r.stats().total;
+  for (void*& p : blocks) p = r.allocate(1024);
+  const auto after = r.stats().total;
+  EXPECT_EQ(after.misses, before.misses);  // every block came back
+  // About one trip per batch of 8 (the consumer's first spills, before its
+  // budget grew, were smaller; at a room of 4, 2,000 trips).
+  EXPECT_LE(after.stolen - before.stolen, uint64_t{kBlocks / 8 + kBlocks / 64});
+  for (void* p : blocks) r.deallocate(p, 1024);
+}
+
+TEST(CrossThreadFrees, BatchesAProducerEmptiesGoBackToItsConsumersSpills) {
+  // In lockstep, a consumer frees what its producer made a moment before:
+  // each batch the producer empties must be one the consumer's next spill
+  // can fill, through the class's spares. Here the producer's budget grew
+  // first (its own batches of 1 KiB blocks are larger than the consumer's
+  // one-way ones), and the batches it emptied used to go to its own spares
+  // or back to the arena, where the consumer's spills did not find them:
+  // each spill asked the bookkeeping arena for a new one.
+  counting_resource up;
+  pool_resource r(&up);
+  syncpool::internal::testing_hooks::end_young_phase(r);
+  constexpr int kRound = 16;
+  std::vector<void*> made(kRound);
+  std::barrier sync(2);
+  std::thread consumer([&] {
+    for (int round = 0; round < 800; ++round) {
+      sync.arrive_and_wait();  // the producer made a round
+      for (void* p : made) r.deallocate(p, 1024);
+      sync.arrive_and_wait();
+    }
+  });
+  std::thread([&] {
+    std::vector<void*> own(256);
+    for (int i = 0; i < 64; ++i) {
+      for (void*& p : own) p = r.allocate(1024);
+      for (void* p : own) r.deallocate(p, 1024);
+    }
+    ASSERT_GT(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
+    uint32_t arena = 0;
+    for (int round = 0; round < 800; ++round) {
+      // (The first rounds use up what the producer's own cache holds.)
+      if (round == 100) arena = syncpool::internal::testing_hooks::arena_allocations(r);
+      for (void*& p : made) p = r.allocate(1024);
+      sync.arrive_and_wait();
+      sync.arrive_and_wait();  // the consumer freed them
+    }
+    // 700 rounds, 11,200 blocks, 1,400 spills of 8: a handful of batches.
+    EXPECT_LE(syncpool::internal::testing_hooks::arena_allocations(r) - arena, 16u);
+  }).join();
+  consumer.join();
 }
 
 TEST(Budget, AThreadCachesAtMostItsBudgetAllClassesTogether) {

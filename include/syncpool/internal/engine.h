@@ -179,6 +179,10 @@ struct class_slots {
   uint16_t capacity = 0;
   uint16_t refill = 0;     // how many the face makes at the next miss
   uint16_t array = 0;      // room in `items`
+  // The last refill left items of another cache's batch in the depot for
+  // want of room: the class is fed by another thread's spills (a producer
+  // of a consumer's frees), and its room may grow past a batch of its own.
+  uint16_t fed = 0;
   void** items = nullptr;  // a batch's items (batch::of_items); nullptr: no array
   uint64_t weight = 0;     // of one item against the cache's budget
 
@@ -381,6 +385,9 @@ struct testing_hooks {
   static uint64_t checker_heap_calls() noexcept;
   // The bytes a resource's bookkeeping arena sets aside for one object.
   static std::size_t arena_bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
+  // Objects the resource's bookkeeping arena handed out so far (batches,
+  // caches, class state, records), wrapping at 2^32.
+  static uint32_t arena_allocations(pool_resource& r) noexcept;
   static uint64_t growth_granted(const engine& e) noexcept;
   template <class Face>
   static engine& engine_of(Face& face) noexcept {
