@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -16,8 +17,13 @@ void collect() noexcept { internal::collect_all(); }
 
 void flush_thread_cache() noexcept { internal::flush_thread_cache_all(); }
 
+// The longest wait: libstdc++'s wait_for adds the interval to now() and
+// overflows near nanoseconds::max() (every wait then returned at once, and
+// the collector ran back to back). A century is as good as never.
+constexpr std::chrono::nanoseconds kLongestInterval = std::chrono::hours(24 * 365 * 100);
+
 struct collector::state {
-  explicit state(std::chrono::nanoseconds i) : interval(i) {}
+  explicit state(std::chrono::nanoseconds i) : interval(std::min(i, kLongestInterval)) {}
 
   void run() {
     std::unique_lock<std::mutex> lock(mu);

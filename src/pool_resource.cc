@@ -280,13 +280,20 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::si
 }
 
 
+// What all of a resource's caches may grow by together: kGrowthLimitFactor
+// times a thread's budget, saturated (a thread_cache_bytes of 2^62 or more
+// wrapped it to 0, and no cache ever grew).
+constexpr uint64_t growth_limit(std::size_t thread_cache_bytes) noexcept {
+  return thread_cache_bytes > UINT64_MAX / kGrowthLimitFactor ? UINT64_MAX : kGrowthLimitFactor * thread_cache_bytes;
+}
+
 class resource_impl {
  public:
   resource_impl(std::pmr::memory_resource* upstream, std::size_t largest, std::size_t max_blocks,
                 std::size_t thread_cache_bytes) noexcept
       : engine_(&kClient, this,
                 engine_config{kClassCount, thread_cache_bytes, std::min(thread_cache_bytes, kInitialThreadCacheBytes),
-                              kGrowthLimitFactor * thread_cache_bytes}),
+                              growth_limit(thread_cache_bytes)}),
         upstream_(upstream),
         largest_(largest),
         max_blocks_(max_blocks),
@@ -405,6 +412,8 @@ class resource_impl {
   void free_regions(young_region* r) noexcept;
   // Gives a chunk's memory back to upstream (its descriptor is the caller's).
   void free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept;
+  // The same without the class's count; returns the bytes given upstream.
+  std::size_t free_chunk_upstream(char* base, uint32_t lead, uint32_t bytes) noexcept;
   // Fills out[0..n) with up to `want` new blocks (poisoned); n >= 1.
   std::size_t carve(size_class& c, void** out, std::size_t want);
   void give_back(size_class& c, void* const* blocks, std::size_t n) noexcept;
@@ -447,6 +456,19 @@ class resource_impl {
   spin_mutex classes_mu_;  // creation of classes, growth of the table
   // Held by release(), reset and stats(), which must not overlap.
   spin_mutex reset_mu_;
+  // The counters of the classes an idle reset or release() dropped (their
+  // state goes upstream with the arena), so that stats()'s totals count
+  // every allocate() of the resource's life.
+  struct retired_counts {
+    uint64_t local_hits = 0;
+    uint64_t stolen = 0;
+    uint64_t victim_hits = 0;
+    uint64_t misses = 0;
+  };
+  retired_counts retired_ ABSL_GUARDED_BY(reset_mu_);
+  // Adds the classes' counters, and the young phase's misses, to retired_:
+  // before the classes and the phase are dropped, with no cache left.
+  void retire_counts_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(reset_mu_, young_.mu);
   // A gate against reset for the paths outside the engine's critical
   // section (requests no class serves, threads without a cache): they
   // count themselves in; a reset that finds anyone in waits for the next
@@ -956,10 +978,14 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
 }
 
 void resource_impl::free_chunk_memory(size_class& c, char* base, uint32_t lead, uint32_t bytes) noexcept {
+  c.upstream_bytes.fetch_sub(free_chunk_upstream(base, lead, bytes), std::memory_order_relaxed);
+}
+
+std::size_t resource_impl::free_chunk_upstream(char* base, uint32_t lead, uint32_t bytes) noexcept {
   const std::size_t upstream_bytes = std::size_t{lead} + bytes;  // as carve() asked for
   unpoison(base - lead, upstream_bytes);
   upstream_.deallocate(base - lead, upstream_bytes, kUpstreamAlignment);
-  c.upstream_bytes.fetch_sub(upstream_bytes, std::memory_order_relaxed);
+  return upstream_bytes;
 }
 
 // ---------------------------------------------------------------------------
@@ -982,7 +1008,7 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
                                   " is not a power of two");
     }
     gate_guard gate(this);
-    return direct_.allocate(upstream_, arena_, bytes, alignment);
+    return direct_.allocate(upstream_, arena_, bytes, alignment, /*request=*/true);
   }
   if (cls < kChunkedClassCount && !young_.over.load(std::memory_order_relaxed)) {
     if (void* p = allocate_young(cls)) return p;
@@ -1002,7 +1028,7 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
         p = blocks[0];
         for (std::size_t i = 1; i < n; ++i) engine_.give(s, cls, blocks[i]);
       } else {
-        p = direct_.allocate(upstream_, arena_, c.block_size, kDirectClassAlignment);
+        p = direct_.allocate(upstream_, arena_, c.block_size, kDirectClassAlignment, /*request=*/false);
         c.upstream_bytes.fetch_add(c.block_size, std::memory_order_relaxed);
         poison(p, c.block_size);
       }
@@ -1302,6 +1328,7 @@ void resource_impl::try_reset() noexcept {
     {
       spin_lock_guard ylock(young_.mu);
       if (young_.live != 0) return false;
+      retire_counts_locked();
       young_left = reset_young();  // a new young phase
     }
     // No thread can reach the classes now (no cache exists, none can be
@@ -1319,38 +1346,61 @@ void resource_impl::try_reset() noexcept {
   if (busy) engine_.keep_collected();
 }
 
-void resource_impl::release_face() noexcept {
-  spin_lock_guard lock(reset_mu_);
-  young_region* regions;
-  {
-    spin_lock_guard ylock(young_.mu);
-    regions = reset_young();
-  }
-  free_regions(regions);
+void resource_impl::retire_counts_locked() {
+  retired_counts add;
+  for (uint16_t m : young_.misses) add.misses += m;
   for_each_class([&](size_class& c) {
-    chunk* to_free = nullptr;
+    add.local_hits += c.shared.retired_hits.load(std::memory_order_relaxed);
+    add.stolen += c.shared.stolen.load(std::memory_order_relaxed);
+    add.victim_hits += c.shared.victim_hits.load(std::memory_order_relaxed);
+    add.misses += c.shared.misses.load(std::memory_order_relaxed);
+  });
+  retired_.local_hits += add.local_hits;
+  retired_.stolen += add.stolen;
+  retired_.victim_hits += add.victim_hits;
+  retired_.misses += add.misses;
+}
+
+void resource_impl::release_face() noexcept {
+  // Everything is detached under the lock, and given upstream after it: an
+  // upstream's deallocate may call back (stats() takes this lock).
+  young_region* regions;
+  chunk* chunks = nullptr;  // linked through next_avail
+  direct_set::detached direct;
+  meta_arena::detached arena;
+  {
+    spin_lock_guard lock(reset_mu_);
     {
+      spin_lock_guard ylock(young_.mu);
+      retire_counts_locked();
+      regions = reset_young();
+    }
+    for_each_class([&](size_class& c) {
       spin_lock_guard clock(c.shared.mu);
       for (uint32_t i = 0; i < c.nchunks; ++i) {
-        c.sorted[i]->next_avail = to_free;
-        to_free = c.sorted[i];
+        c.sorted[i]->next_avail = chunks;
+        chunks = c.sorted[i];
       }
       c.nchunks = 0;
       c.avail = nullptr;
-    }
-    while (to_free != nullptr) {
-      chunk* next = to_free->next_avail;
-      free_chunk_memory(c, to_free->base, to_free->lead, to_free->bytes);
-      to_free = next;
-    }
-  });
-  direct_.release(upstream_, arena_);
-  table_.store(nullptr, std::memory_order_release);
-  direct_.forget();
-  meta_arena::free_detached(upstream_, arena_.detach());
+    });
+    direct = direct_.detach();
+    table_.store(nullptr, std::memory_order_release);
+    arena = arena_.detach();
 #ifdef SYNCPOOL_DEBUG_CHECKS
-  if (allocation_checker* c = checker()) c->clear();
+    if (allocation_checker* c = checker()) c->clear();
 #endif
+  }
+  free_regions(regions);
+  // The chunks' descriptors, and the direct blocks' table, live in the
+  // detached arena: they go last.
+  while (chunks != nullptr) {
+    chunk* next = chunks->next_avail;
+    free_chunk_upstream(chunks->base, chunks->lead, chunks->bytes);  // (its class is gone)
+    chunks = next;
+  }
+  direct_set::free_detached(upstream_, direct);
+  meta_arena::free_detached(upstream_, arena);
 }
 
 pool_resource_stats resource_impl::stats() const {
@@ -1390,6 +1440,10 @@ pool_resource_stats resource_impl::stats() const {
     s.total.upstream_bytes += n.upstream_bytes;
     s.classes.push_back(n);
   }
+  s.total.local_hits += self->retired_.local_hits;
+  s.total.stolen += self->retired_.stolen;
+  s.total.victim_hits += self->retired_.victim_hits;
+  s.total.misses += self->retired_.misses;
   const engine_stats all = engine_.stats();
   s.total.thread_caches = all.thread_caches;
   s.total.idle_threads_reachable = all.reaches_idle_threads;
@@ -1401,10 +1455,7 @@ pool_resource_stats resource_impl::stats() const {
     if (n.block_size > kLargestChunkedClass) class_direct += n.upstream_bytes;
   }
   s.direct_bytes = direct_.upstream_bytes() - class_direct;
-  s.direct_allocations = direct_.allocations();
-  for (const auto& n : s.classes) {
-    if (n.block_size > kLargestChunkedClass) s.direct_allocations -= std::min<uint64_t>(s.direct_allocations, n.misses);
-  }
+  s.direct_allocations = direct_.requests();
   s.total.misses += s.direct_allocations;
   s.young_bytes = young_.upstream_bytes.load(std::memory_order_relaxed);
   s.total.upstream_bytes += s.direct_bytes + s.bookkeeping_bytes + s.young_bytes;

@@ -36,15 +36,18 @@ int meta_arena::bucket_index(std::size_t size) noexcept {
 }
 
 void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size_t alignment) noexcept {
+  try {
+    return allocate_or_throw(up, bytes, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void* meta_arena::allocate_or_throw(serialized_upstream& up, std::size_t bytes, std::size_t alignment) {
   const std::size_t size = bucket_bytes(bytes, alignment);
   if (size > kLargest) {
     // One upstream block each, listed so that detach() finds them.
-    void* mem;
-    try {
-      mem = up.allocate(size + kLargeHeader, 64);
-    } catch (...) {
-      return nullptr;
-    }
+    void* mem = up.allocate(size + kLargeHeader, 64);  // may throw: nothing changed yet
     bytes_.fetch_add(size + kLargeHeader, std::memory_order_relaxed);
     auto* s = static_cast<slab*>(mem);
     s->bytes = size + kLargeHeader;
@@ -82,12 +85,8 @@ void* meta_arena::allocate(serialized_upstream& up, std::size_t bytes, std::size
       want = next_slab_;
     }
     // A new slab, out of our lock (upstream may call back into syncpool).
-    void* mem;
-    try {
-      mem = up.allocate(want, alignof(std::max_align_t));  // objects align within it
-    } catch (...) {
-      return nullptr;
-    }
+    // Objects align within it. May throw: nothing changed yet.
+    void* mem = up.allocate(want, alignof(std::max_align_t));
     bytes_.fetch_add(want, std::memory_order_relaxed);
     spin_lock_guard lock(mu_);
     auto* s = static_cast<slab*>(mem);
@@ -188,7 +187,8 @@ void direct_set::insert_locked(const entry& e) {
   table_[i] = e;
 }
 
-void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size_t bytes, std::size_t alignment) {
+void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size_t bytes, std::size_t alignment,
+                           bool request) {
   // Upstream sees the request first, unchanged; only then its record.
   void* p = up.allocate(bytes, alignment);  // may throw: nothing changed yet
   for (;;) {
@@ -205,10 +205,14 @@ void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size
       want = capacity_ == 0 ? 8 : (entries_ + 1) * 4 > capacity_ ? capacity_ * 2 : capacity_;
       seen = table_;
     }
-    auto* fresh = static_cast<entry*>(arena.allocate(up, sizeof(entry) * want, alignof(entry)));
-    if (fresh == nullptr) {
+    // What upstream throws for the record's memory is what the request
+    // throws (a request no class serves throws only what upstream throws).
+    entry* fresh;
+    try {
+      fresh = static_cast<entry*>(arena.allocate_or_throw(up, sizeof(entry) * want, alignof(entry)));
+    } catch (...) {
       up.deallocate(p, bytes, alignment);
-      throw std::bad_alloc();
+      throw;
     }
     std::memset(static_cast<void*>(fresh), 0, sizeof(entry) * want);
     entry* old = nullptr;
@@ -234,7 +238,7 @@ void* direct_set::allocate(serialized_upstream& up, meta_arena& arena, std::size
   }
   live_.fetch_add(1, std::memory_order_relaxed);
   bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  allocations_.fetch_add(1, std::memory_order_relaxed);
+  if (request) requests_.fetch_add(1, std::memory_order_relaxed);
   return p;
 }
 
@@ -267,25 +271,24 @@ void direct_set::forget() noexcept {
   live_.store(0, std::memory_order_relaxed);
 }
 
-void direct_set::release(serialized_upstream& up, meta_arena& arena) noexcept {
-  entry* table;
-  uint32_t capacity;
-  {
-    spin_lock_guard lock(mu_);
-    table = table_;
-    capacity = capacity_;
-    table_ = nullptr;
-    capacity_ = used_ = entries_ = 0;
-  }
-  for (uint32_t i = 0; i < capacity; ++i) {
+direct_set::detached direct_set::detach() noexcept {
+  spin_lock_guard lock(mu_);
+  detached d{table_, capacity_};
+  table_ = nullptr;
+  capacity_ = used_ = entries_ = 0;
+  live_.store(0, std::memory_order_relaxed);
+  bytes_.store(0, std::memory_order_relaxed);
+  return d;
+}
+
+void direct_set::free_detached(serialized_upstream& up, const detached& d) noexcept {
+  const auto* table = static_cast<const entry*>(d.table);
+  for (uint32_t i = 0; i < d.capacity; ++i) {
     const entry& e = table[i];
     if (e.p == nullptr || e.p == kTombstone) continue;
     unpoison(e.p, e.bytes);
     up.deallocate(e.p, e.bytes, e.alignment);
-    bytes_.fetch_sub(e.bytes, std::memory_order_relaxed);
   }
-  live_.store(0, std::memory_order_relaxed);
-  if (table != nullptr) arena.deallocate(up, table, sizeof(entry) * capacity, alignof(entry));
 }
 
 }  // namespace internal

@@ -127,6 +127,8 @@ class meta_arena {
 
   // nullptr when upstream has nothing (it threw).
   void* allocate(serialized_upstream& up, std::size_t bytes, std::size_t alignment) noexcept;
+  // The same, but throws what upstream throws.
+  void* allocate_or_throw(serialized_upstream& up, std::size_t bytes, std::size_t alignment);
   void deallocate(serialized_upstream& up, void* p, std::size_t bytes, std::size_t alignment) noexcept;
 
   // Everything the arena took from upstream, detached from it (the arena is
@@ -186,19 +188,29 @@ class direct_set {
   direct_set(const direct_set&) = delete;
   direct_set& operator=(const direct_set&) = delete;
 
-  // Takes a block from upstream and records it. Throws what upstream throws
-  // (std::bad_alloc also when the arena has no memory for the record).
-  void* allocate(serialized_upstream& up, meta_arena& arena, std::size_t bytes, std::size_t alignment);
+  // Takes a block from upstream and records it. Throws what upstream throws,
+  // for the block or for the record's memory. `request`: a request no class
+  // serves (counted in requests()), not a block of a direct class.
+  void* allocate(serialized_upstream& up, meta_arena& arena, std::size_t bytes, std::size_t alignment,
+                 bool request);
   // Aborts with a message when `p` is not a live block of this set: that is
   // a double deallocate or a pointer from elsewhere.
   void deallocate(serialized_upstream& up, void* p, std::size_t bytes, std::size_t alignment) noexcept;
-  // Returns every block upstream and frees the table.
-  void release(serialized_upstream& up, meta_arena& arena) noexcept;
+  // Every live block, detached (the set is empty afterwards), to be given
+  // back by free_detached() out of any lock and before the arena that holds
+  // the table is freed.
+  struct detached {
+    void* table;
+    uint32_t capacity;
+  };
+  detached detach() noexcept;
+  static void free_detached(serialized_upstream& up, const detached& d) noexcept;
   // Forgets the table (its memory went with the arena; no block is live).
   void forget() noexcept;
 
   std::size_t upstream_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
-  uint64_t allocations() const noexcept { return allocations_.load(std::memory_order_relaxed); }
+  // Requests no class serves, over the set's whole life.
+  uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
   std::size_t live() const noexcept { return live_.load(std::memory_order_relaxed); }
   spin_mutex& mu() noexcept { return mu_; }
 
@@ -219,7 +231,7 @@ class direct_set {
   uint32_t entries_ ABSL_GUARDED_BY(mu_) = 0;   // live entries
   std::atomic<std::size_t> live_{0};
   std::atomic<std::size_t> bytes_{0};
-  std::atomic<uint64_t> allocations_{0};
+  std::atomic<uint64_t> requests_{0};
 };
 
 }  // namespace internal

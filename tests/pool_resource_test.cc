@@ -1470,11 +1470,14 @@ TEST(PoolResourceYoungPhase, ABusyClassGrowsUpIntoTheThreadCache) {
   // after that.
   EXPECT_GE(s.classes[c].local_hits, 140u);
   EXPECT_GT(s.classes[c].cached, 0u);
-  // release() starts a new young phase.
+  // release() starts a new young phase. The class's counters start again;
+  // the totals keep counting.
+  const uint64_t misses = pool.stats().total.misses;
   pool.release();
   for (int i = 0; i < 4; ++i) pool.deallocate(pool.allocate(64), 64);
   EXPECT_EQ(pool.stats().total.cached, 0u);
-  EXPECT_EQ(pool.stats().total.misses, 4u);
+  EXPECT_EQ(pool.stats().classes[c].misses, 4u);
+  EXPECT_EQ(pool.stats().total.misses, misses + 4);
 }
 
 TEST(PoolResourceYoungPhase, ThePhaseEndsAfterItsBytes) {
@@ -1874,6 +1877,20 @@ TEST(PoolResourceBudget, StartsAt64KiBAndGrowsByDoublingToThreadCacheBytesWhileT
   }
   EXPECT_EQ(last, opts.thread_cache_bytes);
   EXPECT_EQ(testing_hooks::growth_granted(r), opts.thread_cache_bytes - kInitialBudget);
+}
+
+TEST(PoolResourceBudget, AHugeThreadCacheBytesStillGrows) {
+  // Four times 2^62 wrapped to 0: the caches' shared growth limit, so no
+  // budget ever grew.
+  for (const std::size_t bytes : {std::size_t{1} << 62, std::size_t{3} << 62, SIZE_MAX}) {
+    syncpool::pool_resource_options opts;
+    opts.thread_cache_bytes = bytes;
+    pool_resource r(opts);
+    testing_hooks::end_young_phase(r);
+    touch(r);
+    for (int round = 0; round < 4; ++round) churn_round(r, churn_sizes(), 40);
+    EXPECT_GT(testing_hooks::thread_budget(r), kInitialBudget) << bytes;
+  }
 }
 
 TEST(PoolResourceBudget, AThreadThatUsesEveryClassOnceKeepsItsInitialBudget) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -18,7 +19,10 @@
 #include <memory_resource>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
+#include <typeinfo>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -558,6 +562,130 @@ TEST_F(Reliability, UpstreamThatCallsCollectDoesNotDeadlock) {
     CHILD_CHECK(up.backing.live_bytes() == 0);
     CHILD_CHECK(up.backing.errors().empty());
   });
+}
+
+
+uint64_t served(const syncpool::pool_stats& s) { return s.local_hits + s.stolen + s.victim_hits + s.misses; }
+
+TEST_F(Reliability, StatsTotalsCountEveryAllocateAcrossAnIdleResetAndRelease) {
+  // An idle reset and release() give the classes' state back upstream; their
+  // counters used to go with it, and the direct classes' blocks (above
+  // 4 KiB) were then counted as requests sent straight to upstream.
+  counting_resource up;
+  pool_resource r(&up);
+  std::thread([&] {  // its cache goes to the depot when it exits
+    for (const auto& [size, n] : {std::pair<std::size_t, int>{64, 300}, {5000, 50}, {70000, 50}}) {
+      std::vector<void*> v;
+      for (int i = 0; i < n; ++i) v.push_back(r.allocate(size));
+      for (void* p : v) r.deallocate(p, size);
+    }
+  }).join();
+  auto s = r.stats();
+  EXPECT_EQ(served(s.total), 400u);
+  EXPECT_EQ(s.direct_allocations, 50u);  // the 70,000-byte ones; 5,000 B is a class
+  for (int i = 0; i < 3; ++i) r.collect();
+  s = r.stats();
+  if (syncpool::internal::asymmetric_fence_available()) {
+    ASSERT_EQ(s.total.upstream_bytes, 0u) << "reset";
+  }
+  EXPECT_EQ(served(s.total), 400u);
+  EXPECT_EQ(s.direct_allocations, 50u);
+  r.deallocate(r.allocate(64), 64);
+  EXPECT_EQ(served(r.stats().total), 401u);
+  void* held = r.allocate(100);  // still out at release()
+  (void)held;
+  r.release();
+  s = r.stats();
+  EXPECT_EQ(served(s.total), 402u);
+  EXPECT_EQ(s.direct_allocations, 50u);
+  EXPECT_EQ(s.total.upstream_bytes, 0u);
+  EXPECT_EQ(up.live_bytes(), 0u);
+}
+
+TEST_F(Reliability, AnUpstreamMayReadStatsWhileReleaseAndTheDestructorGiveItBack) {
+  // release() held the lock that stats() takes while it called upstream's
+  // deallocate: an upstream that logged the resource's stats there hung.
+  counting_resource up;
+  std::atomic<pool_resource*> watched{nullptr};
+  std::atomic<int> reads{0};
+  up.set_deallocate_hook([&](void*, std::size_t, std::size_t) {
+    if (pool_resource* r = watched.load()) {
+      (void)r->stats();
+      reads.fetch_add(1);
+    }
+  });
+  {
+    pool_resource r(&up);
+    watched = &r;
+    for (int round = 0; round < 2; ++round) {
+      std::vector<void*> held;
+      for (int i = 0; i < 1000; ++i) held.push_back(r.allocate(100));
+      held.push_back(r.allocate(70000));
+      if (round == 0) {
+        r.release();
+        EXPECT_GT(reads.load(), 0);
+        EXPECT_EQ(up.live_bytes(), 0u);
+      }
+    }
+    reads = 0;
+  }  // the destructor gives the second round back
+  EXPECT_GT(reads.load(), 0);
+  watched = nullptr;
+  EXPECT_EQ(up.live_bytes(), 0u);
+  EXPECT_TRUE(up.errors().empty());
+}
+
+// Throws its own exception at the n-th allocate call from now.
+class quota_resource : public std::pmr::memory_resource {
+ public:
+  struct quota_exceeded : std::runtime_error {
+    quota_exceeded() : std::runtime_error("quota exceeded") {}
+  };
+  void fail_on_call(int n) { fail_at_ = calls_ + n; }
+  counting_resource backing;
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (++calls_ == fail_at_) throw quota_exceeded();
+    return backing.allocate(bytes, alignment);
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    backing.deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+  int calls_ = 0;
+  int fail_at_ = 0;
+};
+
+TEST_F(Reliability, ARequestNoClassServesThrowsOnlyWhatUpstreamThrows) {
+  // Its record takes memory from upstream too (a slab of the bookkeeping
+  // arena); when that call threw, the request threw std::bad_alloc instead.
+  for (int n = 1; n <= 4; ++n) {
+    quota_resource up;
+    {
+      pool_resource r(&up);
+      up.fail_on_call(n);
+      std::vector<void*> got;
+      for (int i = 0; i < 3; ++i) {
+        try {
+          got.push_back(r.allocate(70000));
+        } catch (const quota_resource::quota_exceeded&) {
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << "call " << n << ": " << typeid(e).name() << ": " << e.what();
+        }
+      }
+      for (void* p : got) r.deallocate(p, 70000);
+    }
+    EXPECT_EQ(up.backing.live_bytes(), 0u) << n;
+  }
+}
+
+TEST_F(Reliability, ACollectorWithTheLongestIntervalWaits) {
+  // libstdc++'s wait_for overflowed at nanoseconds::max(): every wait
+  // returned at once, and the collector ran cycles back to back.
+  syncpool::collector gc(std::chrono::nanoseconds::max());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(gc.cycles(), 0u);
 }
 
 }  // namespace

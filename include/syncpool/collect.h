@@ -67,7 +67,9 @@ void flush_thread_cache() noexcept;
 //
 // Runs syncpool::collect() every `interval` on a thread of its own until it
 // is destroyed. Destruction stops the thread promptly (it does not wait for
-// the interval to elapse). Not copyable or movable.
+// the interval to elapse). Not copyable or movable. An interval that is not
+// positive throws std::invalid_argument; one above a century (up to
+// nanoseconds::max()) is a century.
 //
 // After fork(), the child has no collector thread (fork() copies only the
 // calling thread): a collector inherited by a child collects nothing there,

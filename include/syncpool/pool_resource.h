@@ -137,7 +137,7 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 656;
+inline constexpr std::size_t kResourceImplBytes = 688;
 }  // namespace internal
 
 // syncpool::pool_resource_options
@@ -157,7 +157,9 @@ struct pool_resource_options : std::pmr::pool_options {
 // A snapshot of where a pool_resource's allocations were served from and
 // what it holds, in the vocabulary of pool_stats (pool_stats.h): each size
 // class is a pool of blocks. Counters of running threads may move while it
-// is taken.
+// is taken. A class's counters start again from zero when the resource
+// gives its state back (it went idle, or release()); `total` counts over
+// the resource's whole life.
 struct pool_resource_stats {
   // local_hits, stolen, victim_hits, misses and cached (blocks) as in
   // pool_stats; a miss made a new block, carved from a chunk the class holds
@@ -172,7 +174,7 @@ struct pool_resource_stats {
   // a miss, so local_hits + stolen + victim_hits + misses = allocate() calls.
   // total.upstream_bytes includes the bookkeeping (also alone below).
   counts total;
-  uint64_t direct_allocations = 0;   // requests sent straight to upstream
+  uint64_t direct_allocations = 0;   // requests no class serves, sent straight to upstream
   std::size_t direct_bytes = 0;      // of which still held
   std::size_t bookkeeping_bytes = 0; // thread caches, class state, from upstream
   std::size_t young_bytes = 0;       // regions of the young phase (see above)
