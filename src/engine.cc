@@ -1091,15 +1091,16 @@ void* engine::refill_from_shared(thread_cache* c, uint32_t cls) {
         cs.fed = !own && b->count != 0;
       }
       class_shared::add_locked(sh->available, -uint64_t{had - b->count});
-      // An emptied batch goes to the class's spares if it holds a spill of
-      // this thread's, or if another cache spilled it: that one spills the
-      // same batches again (a consumer freeing a producer's blocks), and
-      // kept or freed here, each spill of its would ask the arena anew
-      // (prodcons mixed, 4 million blocks: 318,000 of 399,000 spills did;
-      // now about 10,000).
+      // An emptied batch goes to the class's spares if it holds a whole
+      // spill of this thread's, or if another live cache spilled it: that
+      // one spills the same batches again (a consumer freeing a producer's
+      // blocks), and kept or freed here, each spill of its would ask the
+      // arena anew (prodcons mixed, 4 million blocks: 318,000 of 399,000
+      // spills did; now about 10,000). (No origin: an exited thread's
+      // array, which nobody spills again.)
       if (b->count != 0) {
         sh->depot.push(b);
-      } else if ((b->origin != c || b->capacity >= batch_of(c, cls)) &&
+      } else if (((b->origin != nullptr && b->origin != c) || b->capacity >= batch_of(c, cls)) &&
                  sh->spare_batches.load(std::memory_order_relaxed) < kMaxClassSpares) {
         b->next = nullptr;
         sh->spares.push(b);

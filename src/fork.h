@@ -6,10 +6,13 @@
 // The owners of locks enlist a fork_participant. pthread_atfork's prepare
 // handler locks every participant in one fixed order:
 //
-//   1. upstream   each pool_resource's upstream lock, newest resource first.
-//                 An upstream call may enter another resource (a resource
-//                 whose upstream is an older pool_resource), so a newer
-//                 resource's lock comes before an older one's.
+//   1. upstream   each pool_resource's upstream lock, then its reset lock
+//                 (release(), idle reset, stats(); an upstream call may read
+//                 stats(), and nothing holds the reset lock across one),
+//                 newest resource first. An upstream call may enter another
+//                 resource (a resource whose upstream is an older
+//                 pool_resource), so a newer resource's lock comes before an
+//                 older one's.
 //   2. engines    the engine registry, then every engine's mutex, then
 //                 every per-thread shared-queue lock (the engines' own lock
 //                 order).

@@ -280,12 +280,14 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::si
 }
 
 
+namespace {
 // What all of a resource's caches may grow by together: kGrowthLimitFactor
 // times a thread's budget, saturated (a thread_cache_bytes of 2^62 or more
 // wrapped it to 0, and no cache ever grew).
 constexpr uint64_t growth_limit(std::size_t thread_cache_bytes) noexcept {
   return thread_cache_bytes > UINT64_MAX / kGrowthLimitFactor ? UINT64_MAX : kGrowthLimitFactor * thread_cache_bytes;
 }
+}  // namespace
 
 class resource_impl {
  public:
@@ -468,7 +470,7 @@ class resource_impl {
   retired_counts retired_ ABSL_GUARDED_BY(reset_mu_);
   // Adds the classes' counters, and the young phase's misses, to retired_:
   // before the classes and the phase are dropped, with no cache left.
-  void retire_counts_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(reset_mu_, young_.mu);
+  void retire_counts_locked() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(reset_mu_, young_.mu);
   // A gate against reset for the paths outside the engine's critical
   // section (requests no class serves, threads without a cache): they
   // count themselves in; a reset that finds anyone in waits for the next
@@ -634,8 +636,8 @@ size_class* resource_impl::find(uint32_t index) const noexcept {
 size_class* resource_impl::find_or_create(uint32_t index) {
   if (size_class* c = find(index)) return c;
   // Memory first, out of our lock (it may come from upstream).
-  void* mem = arena_.allocate(upstream_, sizeof(size_class), alignof(size_class));
-  if (mem == nullptr) throw std::bad_alloc();
+  // (Throws what upstream throws, as every pooled request may.)
+  void* mem = arena_.allocate_or_throw(upstream_, sizeof(size_class), alignof(size_class));
   auto* fresh = new (mem) size_class;
   fresh->index = index;
   fresh->block_size = kClassBytes[index];
@@ -676,11 +678,13 @@ size_class* resource_impl::find_or_create(uint32_t index) {
       want = t == nullptr ? 16 : t->capacity * 2;
     }
     // A larger table, out of the lock.
-    void* tmem = arena_.allocate(upstream_, class_table::bytes_for(want), alignof(class_table));
-    if (tmem == nullptr) {
+    void* tmem;
+    try {
+      tmem = arena_.allocate_or_throw(upstream_, class_table::bytes_for(want), alignof(class_table));
+    } catch (...) {
       fresh->~size_class();
       arena_.deallocate(upstream_, fresh, sizeof(size_class), alignof(size_class));
-      throw std::bad_alloc();
+      throw;
     }
     grown = static_cast<class_table*>(tmem);
     grown->capacity = want;
@@ -833,17 +837,20 @@ std::size_t resource_impl::carve(size_class& c, void** out, std::size_t want) {
       if (inline_desc) drop_desc(&c.first_chunk);
       throw;
     }
-    auto* h = inline_desc ? &c.first_chunk : static_cast<chunk*>(arena_.allocate(upstream_, sizeof(chunk), alignof(chunk)));
+    chunk* h = inline_desc ? &c.first_chunk : nullptr;
     chunk** index = nullptr;
     uint32_t index_capacity = 0;
-    if (h != nullptr && need_index) {
-      index_capacity = std::max<uint32_t>(index_seen * 2, 2);
-      index = static_cast<chunk**>(arena_.allocate(upstream_, sizeof(chunk*) * index_capacity, alignof(chunk*)));
-    }
-    if (h == nullptr || (need_index && index == nullptr)) {
+    try {
+      if (h == nullptr) h = static_cast<chunk*>(arena_.allocate_or_throw(upstream_, sizeof(chunk), alignof(chunk)));
+      if (need_index) {
+        index_capacity = std::max<uint32_t>(index_seen * 2, 2);
+        index = static_cast<chunk**>(
+            arena_.allocate_or_throw(upstream_, sizeof(chunk*) * index_capacity, alignof(chunk*)));
+      }
+    } catch (...) {
       drop_desc(h);
       upstream_.deallocate(mem, request, kUpstreamAlignment);
-      throw std::bad_alloc();
+      throw;
     }
     c.upstream_bytes.fetch_add(request, std::memory_order_relaxed);
     // lead <= slack: upstream aligned mem to kUpstreamAlignment at least.
@@ -1346,7 +1353,7 @@ void resource_impl::try_reset() noexcept {
   if (busy) engine_.keep_collected();
 }
 
-void resource_impl::retire_counts_locked() {
+void resource_impl::retire_counts_locked() noexcept {
   retired_counts add;
   for (uint16_t m : young_.misses) add.misses += m;
   for_each_class([&](size_class& c) {
@@ -1407,9 +1414,11 @@ pool_resource_stats resource_impl::stats() const {
   pool_resource_stats s;
   auto* self = const_cast<resource_impl*>(this);
   self->ensure_enlisted();
-  spin_lock_guard lock(self->reset_mu_);
+  // Allocated before the lock: no user code (a replaced operator new) runs
+  // under it.
   const uint32_t classes = static_cast<uint32_t>(class_index(largest_)) + 1;
   s.classes.reserve(classes);
+  spin_lock_guard lock(self->reset_mu_);
   uint16_t young_misses[kChunkedClassCount];
   {
     spin_lock_guard ylock(self->young_.mu);
@@ -1467,8 +1476,12 @@ pool_resource_stats resource_impl::stats() const {
 
 void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
   if (r == rank::upstream) {
-    impl->reset_mu_.lock();
+    // The upstream lock first: an upstream's deallocate may call stats(),
+    // which takes reset_mu_ under it; nothing holds reset_mu_ across an
+    // upstream call (release() and the idle reset give memory back after
+    // letting it go).
     impl->upstream_.mu().lock();
+    impl->reset_mu_.lock();
   } else if (r == rank::blocks) {
     // The class set cannot change while classes_mu_ is held: the same
     // classes are unlocked and reset below.
@@ -1485,8 +1498,8 @@ void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
 
 void resource_impl::fork_hooks::unlock_after_fork(rank r) noexcept {
   if (r == rank::upstream) {
-    impl->upstream_.mu().unlock();
     impl->reset_mu_.unlock();
+    impl->upstream_.mu().unlock();
   } else if (r == rank::blocks) {
 #ifdef SYNCPOOL_DEBUG_CHECKS
     if (allocation_checker* c = impl->checker()) c->mu().unlock();

@@ -281,7 +281,7 @@ direct_set::detached direct_set::detach() noexcept {
   return d;
 }
 
-void direct_set::free_detached(serialized_upstream& up, const detached& d) noexcept {
+void direct_set::free_detached(serialized_upstream& up, detached d) noexcept {
   const auto* table = static_cast<const entry*>(d.table);
   for (uint32_t i = 0; i < d.capacity; ++i) {
     const entry& e = table[i];

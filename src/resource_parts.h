@@ -204,7 +204,7 @@ class direct_set {
     uint32_t capacity;
   };
   detached detach() noexcept;
-  static void free_detached(serialized_upstream& up, const detached& d) noexcept;
+  static void free_detached(serialized_upstream& up, detached d) noexcept;
   // Forgets the table (its memory went with the arena; no block is live).
   void forget() noexcept;
 

@@ -461,7 +461,8 @@ TEST(CrossThreadFrees, BatchesAProducerEmptiesGoBackToItsConsumersSpills) {
       for (void*& p : own) p = r.allocate(1024);
       for (void* p : own) r.deallocate(p, 1024);
     }
-    ASSERT_GT(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
+    // (An ASSERT here would leave the consumer at the barrier.)
+    EXPECT_GT(syncpool::internal::testing_hooks::thread_budget(r), 64u << 10);
     uint32_t arena = 0;
     for (int round = 0; round < 800; ++round) {
       // (The first rounds use up what the producer's own cache holds.)

@@ -397,4 +397,63 @@ TEST(ForkTest, AChildForkedDuringAResourcesFirstUpstreamCallCanUseIt) {
   }
 }
 
+// An upstream whose first deallocate, once a fork has begun (and 100 ms
+// after), reads its resource's stats(): inside it, it holds the resource's
+// upstream lock and takes the reset lock. The fork handlers took the reset
+// lock first and then waited for the upstream lock: the parent hung in
+// fork().
+class stats_reading_upstream : public std::pmr::memory_resource {
+ public:
+  std::atomic<syncpool::pool_resource*> resource{nullptr};
+  void wait_until_inside() const {
+    while (!inside_.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    syncpool::pool_resource* r = resource.load();
+    if (r != nullptr && !first_done_.exchange(true)) {
+      inside_.store(true, std::memory_order_release);
+      for (int i = 0; i < 5000 && !g_fork_preparing.load(std::memory_order_acquire); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      (void)r->stats();
+    }
+    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+  std::atomic<bool> first_done_{false};
+  std::atomic<bool> inside_{false};
+};
+
+TEST(ForkTest, AForkWhileAnUpstreamReadsStatsInItsDeallocateGoesThrough) {
+  fork_watch();
+  stats_reading_upstream upstream;
+  syncpool::pool_resource resource(&upstream);
+  void* held = resource.allocate(64);
+  (void)held;  // given back by release()
+  upstream.resource = &resource;
+  std::atomic<bool> forked{false};
+  std::thread releasing([&] {
+    resource.release();  // gives a young region back: the upstream's deallocate
+    while (!forked.load(std::memory_order_acquire)) std::this_thread::yield();
+  });
+  upstream.wait_until_inside();
+  g_fork_preparing.store(false, std::memory_order_relaxed);
+  g_fork_armed.store(true, std::memory_order_release);
+  const bool ok = child_exits_cleanly(5, [&] {
+    resource.deallocate(resource.allocate(64), 64);
+    (void)resource.stats();
+  });
+  g_fork_armed.store(false, std::memory_order_relaxed);
+  forked.store(true, std::memory_order_release);
+  releasing.join();
+  EXPECT_TRUE(ok);
+}
+
 }  // namespace

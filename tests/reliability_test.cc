@@ -564,7 +564,6 @@ TEST_F(Reliability, UpstreamThatCallsCollectDoesNotDeadlock) {
   });
 }
 
-
 uint64_t served(const syncpool::pool_stats& s) { return s.local_hits + s.stolen + s.victim_hits + s.misses; }
 
 TEST_F(Reliability, StatsTotalsCountEveryAllocateAcrossAnIdleResetAndRelease) {
@@ -606,6 +605,7 @@ TEST_F(Reliability, AnUpstreamMayReadStatsWhileReleaseAndTheDestructorGiveItBack
   // release() held the lock that stats() takes while it called upstream's
   // deallocate: an upstream that logged the resource's stats there hung.
   counting_resource up;
+  up.set_scribble_on_free(true);  // nothing may be read from memory given back
   std::atomic<pool_resource*> watched{nullptr};
   std::atomic<int> reads{0};
   up.set_deallocate_hook([&](void*, std::size_t, std::size_t) {
@@ -657,26 +657,31 @@ class quota_resource : public std::pmr::memory_resource {
   int fail_at_ = 0;
 };
 
-TEST_F(Reliability, ARequestNoClassServesThrowsOnlyWhatUpstreamThrows) {
-  // Its record takes memory from upstream too (a slab of the bookkeeping
-  // arena); when that call threw, the request threw std::bad_alloc instead.
-  for (int n = 1; n <= 4; ++n) {
-    quota_resource up;
-    {
-      pool_resource r(&up);
-      up.fail_on_call(n);
-      std::vector<void*> got;
-      for (int i = 0; i < 3; ++i) {
-        try {
-          got.push_back(r.allocate(70000));
-        } catch (const quota_resource::quota_exceeded&) {
-        } catch (const std::exception& e) {
-          ADD_FAILURE() << "call " << n << ": " << typeid(e).name() << ": " << e.what();
+TEST_F(Reliability, AnAllocateThrowsOnlyWhatUpstreamThrows) {
+  // Bookkeeping takes memory from upstream too (slabs of the arena: a direct
+  // block's record, a class's state, a chunk's descriptor); when that call
+  // threw, the request threw std::bad_alloc instead.
+  for (const std::size_t size : {std::size_t{70000}, std::size_t{5000}, std::size_t{64}}) {
+    for (int n = 1; n <= 6; ++n) {
+      quota_resource up;
+      {
+        syncpool::pool_resource_options opts;
+        opts.max_blocks_per_chunk = 4;  // no young phase: chunks at once
+        pool_resource r(opts, &up);
+        up.fail_on_call(n);
+        std::vector<void*> got;
+        for (int i = 0; i < 40; ++i) {
+          try {
+            got.push_back(r.allocate(size));
+          } catch (const quota_resource::quota_exceeded&) {
+          } catch (const std::exception& e) {
+            ADD_FAILURE() << size << " B, call " << n << ": " << typeid(e).name() << ": " << e.what();
+          }
         }
+        for (void* p : got) r.deallocate(p, size);
       }
-      for (void* p : got) r.deallocate(p, 70000);
+      EXPECT_EQ(up.backing.live_bytes(), 0u) << size << " B, call " << n;
     }
-    EXPECT_EQ(up.backing.live_bytes(), 0u) << n;
   }
 }
 

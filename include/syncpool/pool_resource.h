@@ -170,8 +170,10 @@ struct pool_resource_stats {
     std::size_t upstream_bytes = 0;  // memory held from upstream
   };
   std::vector<counts> classes;       // one per size class, smallest first
-  // Sums of the classes and the direct requests; a direct request counts as
-  // a miss, so local_hits + stolen + victim_hits + misses = allocate() calls.
+  // Sums of the classes, of the classes the resource gave back (went idle,
+  // release()) and of the direct requests; a direct request counts as a
+  // miss, so local_hits + stolen + victim_hits + misses = allocate() calls
+  // over the resource's life.
   // total.upstream_bytes includes the bookkeeping (also alone below).
   counts total;
   uint64_t direct_allocations = 0;   // requests no class serves, sent straight to upstream
