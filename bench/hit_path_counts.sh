@@ -39,7 +39,10 @@ trap cleanup EXIT
 
 instructions() {
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$@" >/dev/null 2>&1
-  callgrind_annotate "$work/cg.out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+  # awk reads to the end: exiting at the first match could kill
+  # callgrind_annotate with SIGPIPE, which pipefail and set -e turned into a
+  # silent exit of this script.
+  callgrind_annotate "$work/cg.out" | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
 
 declare -A count

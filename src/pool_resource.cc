@@ -1355,7 +1355,7 @@ void resource_impl::try_reset() noexcept {
 
 void resource_impl::retire_counts_locked() noexcept {
   retired_counts add;
-  for (uint16_t m : young_.misses) add.misses += m;
+  add.misses = young_.allocations;  // one miss each (young_.misses, by class)
   for_each_class([&](size_class& c) {
     add.local_hits += c.shared.retired_hits.load(std::memory_order_relaxed);
     add.stolen += c.shared.stolen.load(std::memory_order_relaxed);
