@@ -324,26 +324,28 @@ void fork_watch() {
   ASSERT_TRUE(registered);
 }
 
-// An upstream whose first allocate returns only once a fork has begun, and
-// 100 ms after that: a fork that does not wait for it (a resource the fork
-// handlers do not know) happens while it is inside, holding the resource's
-// upstream lock; one that waits takes the lock after it.
-class fork_holding_upstream : public std::pmr::memory_resource {
+// An upstream (over new_delete_resource) that can park one of its calls,
+// while it holds its resource's upstream lock, until a fork has begun and
+// for 100 ms after that.
+class parking_upstream : public std::pmr::memory_resource {
  public:
   void wait_until_inside() const {
     while (!inside_.load(std::memory_order_acquire)) std::this_thread::yield();
   }
 
- private:
-  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (!first_done_.exchange(true)) {
-      inside_.store(true, std::memory_order_release);
-      // (Bounded: a test that never forks must not hang here.)
-      for (int i = 0; i < 5000 && !g_fork_preparing.load(std::memory_order_acquire); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+ protected:
+  // True for the first call only, once parked.
+  bool park_once() {
+    if (first_done_.exchange(true)) return false;
+    inside_.store(true, std::memory_order_release);
+    // (Bounded: a test that never forks must not hang here.)
+    for (int i = 0; i < 5000 && !g_fork_preparing.load(std::memory_order_acquire); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return true;
+  }
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
     return std::pmr::new_delete_resource()->allocate(bytes, alignment);
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
@@ -351,8 +353,19 @@ class fork_holding_upstream : public std::pmr::memory_resource {
   }
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
+ private:
   std::atomic<bool> first_done_{false};
   std::atomic<bool> inside_{false};
+};
+
+// Its first allocate parks: a fork that does not wait for it (a resource the
+// fork handlers do not know) happens while it is inside, holding the
+// resource's upstream lock; one that waits takes the lock after it.
+class fork_holding_upstream : public parking_upstream {
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    park_once();
+    return parking_upstream::do_allocate(bytes, alignment);
+  }
 };
 
 // The first upstream call of a resource that starts in its engine (a class
@@ -397,38 +410,20 @@ TEST(ForkTest, AChildForkedDuringAResourcesFirstUpstreamCallCanUseIt) {
   }
 }
 
-// An upstream whose first deallocate, once a fork has begun (and 100 ms
-// after), reads its resource's stats(): inside it, it holds the resource's
-// upstream lock and takes the reset lock. The fork handlers took the reset
-// lock first and then waited for the upstream lock: the parent hung in
-// fork().
-class stats_reading_upstream : public std::pmr::memory_resource {
+// Its first deallocate (once `resource` is set) parks, then reads the
+// resource's stats(): inside it, it holds the resource's upstream lock and
+// takes the reset lock. The fork handlers took the reset lock first and then
+// waited for the upstream lock: the parent hung in fork().
+class stats_reading_upstream : public parking_upstream {
  public:
   std::atomic<syncpool::pool_resource*> resource{nullptr};
-  void wait_until_inside() const {
-    while (!inside_.load(std::memory_order_acquire)) std::this_thread::yield();
-  }
 
  private:
-  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    return std::pmr::new_delete_resource()->allocate(bytes, alignment);
-  }
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
     syncpool::pool_resource* r = resource.load();
-    if (r != nullptr && !first_done_.exchange(true)) {
-      inside_.store(true, std::memory_order_release);
-      for (int i = 0; i < 5000 && !g_fork_preparing.load(std::memory_order_acquire); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      (void)r->stats();
-    }
-    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+    if (r != nullptr && park_once()) (void)r->stats();
+    parking_upstream::do_deallocate(p, bytes, alignment);
   }
-  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
-
-  std::atomic<bool> first_done_{false};
-  std::atomic<bool> inside_{false};
 };
 
 TEST(ForkTest, AForkWhileAnUpstreamReadsStatsInItsDeallocateGoesThrough) {
