@@ -26,8 +26,10 @@
 //     64 KiB of them, whichever comes first) are bumped from a few regions
 //     taken from upstream (512 bytes, then 4 times as large each, up to
 //     what the phase may still bump), under one lock, as a
-//     monotonic_buffer_resource would; a young block that comes back is not
-//     reused, and the regions go upstream with the last young block. A
+//     monotonic_buffer_resource would; a young block that comes back while
+//     others are out serves the next young allocation of its class (if it
+//     lies in the region bumped from), and the regions go upstream with the
+//     last young block. A
 //     resource made for one request thus costs a couple of upstream calls
 //     and builds no thread cache and no class state at all. A block bumped
 //     for another thread than the one before starts a cache line, so that
