@@ -311,6 +311,19 @@ struct engine_registry final : fork_participant {
   void reset_after_fork(rank r) noexcept override ABSL_NO_THREAD_SAFETY_ANALYSIS;
 };
 
+namespace {
+// The registry and the fence counters are made while the library loads,
+// before main() and its threads, not at first use: a fork() while another
+// thread ran a function-local static's initializer left the child waiting
+// forever on its guard (see fork.cc's handlers, where a probe found it).
+// Their get()s stay lazy for pools built by other libraries' static
+// initializers that run first.
+[[maybe_unused]] const bool g_made_at_load = [] {
+  engine_registry::get();
+  fences();
+  return true;
+}();
+}  // namespace
 
 std::mutex& engine::registry_mutex() noexcept { return engine_registry::get().mu; }
 

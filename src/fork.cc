@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -13,18 +14,6 @@ namespace syncpool {
 namespace internal {
 
 struct fork_handlers {
-  // Never destroyed: participants may delist during static destruction.
-  static fork_handlers& get() {
-    static fork_handlers* h = [] {
-      auto* handlers = new fork_handlers;
-      if (pthread_atfork(&prepare, &parent, &child) != 0) {
-        std::fputs("syncpool: pthread_atfork failed; fork() is not safe with syncpool\n", stderr);
-      }
-      return handlers;
-    }();
-    return *h;
-  }
-
   static void prepare() {
     fork_handlers& h = get();
     h.mu.lock();
@@ -55,11 +44,41 @@ struct fork_handlers {
     renew_after_fork(h.mu);
   }
 
+  static fork_handlers& get() noexcept;
+  // Registers the handlers with pthread_atfork once. Done while the
+  // library loads (below), before main() and its threads: a thread that
+  // registered lazily, inside a function-local static's initialization,
+  // while another thread forked left the child waiting forever on that
+  // static's guard, the registering thread being absent there (a probe
+  // forking from 3 threads while 3 allocated hung 3 children in about one
+  // run of 10). The call from enlist() only matters to a participant made
+  // by another library's static initializer that ran first.
+  static void register_once() noexcept {
+    if (registered.exchange(true, std::memory_order_acq_rel)) return;
+    if (pthread_atfork(&prepare, &parent, &child) != 0) {
+      std::fputs("syncpool: pthread_atfork failed; fork() is not safe with syncpool\n", stderr);
+    }
+  }
+
   std::mutex mu;
   fork_participant* list = nullptr;  // by decreasing order
+  static std::atomic<bool> registered;
 };
 
+constinit std::atomic<bool> fork_handlers::registered{false};
+
+namespace {
+// Constant-initialized (no guard for a fork to interrupt) and never
+// destroyed (std::mutex's destructor is trivial): participants may delist
+// during static destruction.
+constinit fork_handlers g_fork_handlers;
+[[maybe_unused]] const bool g_registered_at_load = (fork_handlers::register_once(), true);
+}  // namespace
+
+fork_handlers& fork_handlers::get() noexcept { return g_fork_handlers; }
+
 void fork_participant::enlist(uint64_t order) noexcept {
+  fork_handlers::register_once();  // not under h.mu: pthread_atfork waits for a fork in progress
   fork_handlers& h = fork_handlers::get();
   std::lock_guard<std::mutex> lock(h.mu);
   if (enlisted_) return;

@@ -12,6 +12,13 @@ mimalloc_resource* mimalloc_resource::get() noexcept {
   return instance;
 }
 
+namespace {
+// Made while the library loads: a fork() during the function-local
+// static's first initialization would leave the child waiting on its
+// guard forever (see src/fork.cc).
+[[maybe_unused]] const bool g_made_at_load = (mimalloc_resource::get(), true);
+}  // namespace
+
 void* mimalloc_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     throw std::invalid_argument("syncpool::mimalloc_resource: alignment is not a power of two");

@@ -30,7 +30,10 @@
 //     the child, the caches of threads that do not exist there are handed to
 //     their pools, as if those threads had exited, and aged by collect().
 //   - Not supported: fork() from inside syncpool's callbacks (a pooled
-//     object's destructor, a factory, an upstream resource).
+//     object's destructor, a factory, an upstream resource), and fork()
+//     from another thread while syncpool is being loaded (static
+//     initializers, dlopen()): its process-wide state is made then, so that
+//     no first use can be interrupted by a fork.
 //
 // NOT guaranteed:
 //   - Where the kernel refuses membarrier() (a seccomp filter; Linux before
