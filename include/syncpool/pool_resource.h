@@ -103,7 +103,10 @@
 //     other threads (as for the standard resources).
 //   - fork() while another thread is inside an upstream that calls back into
 //     syncpool, with resources nested over one another, can deadlock (the
-//     callback takes locks in an order fork() cannot follow).
+//     callback takes locks in an order fork() cannot follow). A
+//     pool_resource directly over another is fine; one over a wrapper of
+//     another (a logging or counting resource in between) is such a
+//     callback the first time it reaches the inner one.
 //   - Young regions are not bounded by max_blocks_per_chunk (they hold blocks
 //     of every class): a resource given that option has no young phase. (A
 //     value at or above options().max_blocks_per_chunk of a default
@@ -223,6 +226,7 @@ class pool_resource : public std::pmr::memory_resource {
 
  private:
   friend struct internal::testing_hooks;
+  friend class internal::resource_impl;  // a resource over this one enlists it for fork()
   internal::resource_impl& impl() noexcept;
   const internal::resource_impl& impl() const noexcept;
   // The fast path's classification, and the out-of-line paths of requests
