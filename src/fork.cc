@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
 #include "syncpool/internal/mutex.h"
 
@@ -72,6 +73,8 @@ namespace {
 // destroyed (std::mutex's destructor is trivial): participants may delist
 // during static destruction.
 constinit fork_handlers g_fork_handlers;
+static_assert(std::is_trivially_destructible_v<fork_handlers>,
+              "the handlers must outlive every participant, static ones included");
 [[maybe_unused]] const bool g_registered_at_load = (fork_handlers::register_once(), true);
 }  // namespace
 

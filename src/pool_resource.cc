@@ -543,7 +543,8 @@ class resource_impl {
     // listed block holds in its first two bytes, is the block's offset from
     // the region's first byte in 2-byte units (every young block is
     // 2-aligned; a region is at most 64 KiB and a bit). The heads (112
-    // bytes) are bumped from the newest region at its first listed block,
+    // bytes, a line of their own) are bumped from the newest region at its
+    // first listed block,
     // not kept in the resource (a resource made for one request, that
     // frees nothing before the end, pays nothing for them); kNoLink marks
     // an empty list. Only the newest region's
@@ -1144,8 +1145,8 @@ void* resource_impl::allocate_young(uint32_t cls) {
       }
     }
     if (young_.next != nullptr) {
-      // A region is installed with its maker's tag (below), so last_tag is
-      // never 0 here.
+      // last_tag is 0 only after the reuse lists' heads (make_heads), and
+      // no thread's tag is 0: the next block starts a line either way.
       const std::size_t at = young_.last_tag == tag ? align : kYoungSwitchAlignment;
       auto* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + at - 1) & ~(at - 1));
       if (p + size <= young_.end) {
@@ -1203,7 +1204,9 @@ void* resource_impl::allocate_young(uint32_t cls) {
   }
   // Over: no block will be bumped again, so every region without a young
   // block goes now (the one bumped from last, one that came meanwhile);
-  // the others go with their last block.
+  // the others go with their last block. The reuse lists go too (their
+  // heads may lie in a region that goes).
+  drop_reusable();
   young_region* unused = nullptr;
   if (young_.live == 0) {
     unused = detach_unused_regions();
@@ -1276,6 +1279,7 @@ bool resource_impl::free_young(void* p, uint32_t cls) noexcept {
         } else {
           young_.regions.store(r->next, std::memory_order_relaxed);
           young_.next = young_.end = nullptr;
+          drop_reusable();
         }
         r->next = nullptr;
         unused = r;
@@ -1307,11 +1311,17 @@ resource_impl::young_region* resource_impl::detach_unused_regions() noexcept {
 }
 
 bool resource_impl::make_heads() noexcept {
+  // A line of their own, and the next block starts another (last_tag 0):
+  // every push and pop writes the heads, from any thread, and must not pull
+  // a line that holds some thread's block.
   constexpr std::size_t kHeadsBytes = sizeof(uint16_t) * kChunkedClassCount;
-  auto* at = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + 1) & ~uintptr_t{1});
+  static_assert(kHeadsBytes <= kYoungSwitchAlignment * 2);
+  auto* at = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(young_.next) + kYoungSwitchAlignment - 1) &
+                                     ~uintptr_t{kYoungSwitchAlignment - 1});
   if (young_.next == nullptr || at + kHeadsBytes > young_.end) return false;
+  young_.bumped += static_cast<uint32_t>(at + kHeadsBytes - young_.next);
   young_.next = at + kHeadsBytes;
-  young_.bumped += static_cast<uint32_t>(kHeadsBytes);
+  young_.last_tag = 0;
   young_.heads = reinterpret_cast<uint16_t*>(at);
   std::memset(young_.heads, 0xff, kHeadsBytes);  // kNoLink in every head
   return true;

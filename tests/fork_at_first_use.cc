@@ -30,7 +30,20 @@
 #include <cstring>
 #include <thread>
 
+#include "syncpool/collect.h"
 #include "syncpool/pool_resource.h"
+
+// A resource in its young phase (the fork handlers), one without (a thread
+// cache: the engine registry), and a collect cycle (the fence counters).
+void first_use() {
+  syncpool::pool_resource young;
+  young.deallocate(young.allocate(64), 64);
+  syncpool::pool_resource_options no_young_phase;
+  no_young_phase.max_blocks_per_chunk = 4;
+  syncpool::pool_resource engine(no_young_phase);
+  engine.deallocate(engine.allocate(64), 64);
+  syncpool::collect();
+}
 
 int main(int argc, char** argv) {
   const bool nested = argc > 1 && std::strcmp(argv[1], "nested") == 0;
@@ -43,8 +56,7 @@ int main(int argc, char** argv) {
       if (pid < 0) return;
       if (pid == 0) {
         alarm(5);  // a hung child dies of SIGALRM
-        syncpool::pool_resource r;
-        r.deallocate(r.allocate(64), 64);
+        first_use();
         _exit(0);
       }
       int status = 0;
@@ -66,8 +78,7 @@ int main(int argc, char** argv) {
       outer.deallocate(outer.allocate(64), 64);
     }
   } else {
-    syncpool::pool_resource r;
-    r.deallocate(r.allocate(64), 64);
+    first_use();
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   stop = true;

@@ -142,7 +142,7 @@ int wait_with_deadline(pid_t pid, int seconds) {
 // its own given 20 s: how many failed (a child that did not exit cleanly, or
 // the parent still running at the deadline).
 int processes_failing(const std::string& mode, int n) {
-  const std::string command = "timeout 20 " SYNCPOOL_FORK_AT_FIRST_USE " " + mode + " > /dev/null";
+  const std::string command = "timeout 20 '" SYNCPOOL_FORK_AT_FIRST_USE "' " + mode + " > /dev/null";
   int failed = 0;
   for (int i = 0; i < n; ++i) failed += std::system(command.c_str()) != 0;
   return failed;

@@ -33,7 +33,8 @@
 //     resource made for one request thus costs a couple of upstream calls
 //     and builds no thread cache and no class state at all. A block bumped
 //     for another thread than the one before starts a cache line, so that
-//     no line holds two threads' blocks. Then the size classes take over,
+//     no line holds two threads' bumped blocks (a reused one may share a
+//     line with another thread's). Then the size classes take over,
 //     through the thread caches.
 //   - Classes up to 4 KiB carve their blocks from chunks obtained from
 //     upstream; a class's first chunk is small (a few blocks) and each next
