@@ -544,13 +544,12 @@ class resource_impl {
     // the region's first byte in 2-byte units (every young block is
     // 2-aligned; a region is at most 64 KiB and a bit). The heads (112
     // bytes, a line of their own) are bumped from the newest region at its
-    // first listed block,
-    // not kept in the resource (a resource made for one request, that
-    // frees nothing before the end, pays nothing for them); kNoLink marks
-    // an empty list. Only the newest region's
-    // blocks are listed, and the lists are dropped whenever that region
-    // changes or is rewound, or the phase ends: a listed block is counted
-    // back (as before) and never outlives its region.
+    // first listed block, not kept in the resource (a resource made for one
+    // request, that frees nothing before the end, pays nothing for them);
+    // kNoLink marks an empty list. Only the newest region's blocks are
+    // listed, and the lists are dropped whenever that region changes or is
+    // rewound, or the phase ends: a listed block is counted back (as
+    // before) and never outlives its region.
     uint16_t* heads ABSL_GUARDED_BY(mu) = nullptr;
   };
   young_state young_;
