@@ -168,12 +168,8 @@ fence_counters& fences() {
   return *f;
 }
 
-// Makes every store before it visible to every thread's loads after it,
-// with a barrier on each CPU that runs one of our threads.
-void heavy_fence(bool use_membarrier) noexcept {
-  fence_counters& f = fences();
-  std::lock_guard<std::mutex> lock(f.mu);
-  f.started.fetch_add(1, std::memory_order_seq_cst);
+// The barrier alone: membarrier() when it is to be used, then a full fence.
+void barrier_on_every_cpu(bool use_membarrier) noexcept {
 #ifdef SYNCPOOL_TSAN
   // TSan's variant orders both sides with sequentially consistent atomics.
   (void)use_membarrier;
@@ -181,10 +177,30 @@ void heavy_fence(bool use_membarrier) noexcept {
   if (use_membarrier) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
+}
+
+// Makes every store before it visible to every thread's loads after it,
+// with a barrier on each CPU that runs one of our threads.
+void heavy_fence(bool use_membarrier) noexcept {
+  fence_counters& f = fences();
+  std::lock_guard<std::mutex> lock(f.mu);
+  f.started.fetch_add(1, std::memory_order_seq_cst);
+  barrier_on_every_cpu(use_membarrier);
   f.completed.fetch_add(1, std::memory_order_seq_cst);
 }
 
 }  // namespace
+
+void asymmetric_fence_heavy() noexcept {
+  // membarrier_ready(), not asymmetric_fence_available(): a test that only
+  // pretends membarrier is gone must not skip the barrier an owner set up
+  // before relies on.
+#ifdef SYNCPOOL_TSAN
+  barrier_on_every_cpu(false);
+#else
+  barrier_on_every_cpu(membarrier_ready());
+#endif
+}
 
 bool asymmetric_fence_available() noexcept {
 #ifdef SYNCPOOL_TSAN

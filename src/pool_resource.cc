@@ -11,7 +11,7 @@
 // it. A call without a cache (a request no class serves, or an exiting
 // thread's) holds the gate instead (gate_enter). The young phase (see
 // resource_impl::young_state) has a lock of its own, which the idle reset
-// takes too.
+// takes too, and which the thread that owns the phase does without.
 
 #include "syncpool/pool_resource.h"
 
@@ -403,6 +403,41 @@ class resource_impl {
   // A block of chunked class `cls` from the young regions, or nullptr once
   // the young phase is over (see young_state).
   void* allocate_young(uint32_t cls);
+  // The young state's critical section (young_state::owner): entered without
+  // a lock by the owner while it has the phase to itself (true), else under
+  // mu (false, which leave_young() unlocks). It counts as holding mu.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool enter_young() noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION(young_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void leave_young(bool owned) noexcept ABSL_UNLOCK_FUNCTION(young_.mu);
+  // Takes mu, after revoking another thread's owner mode (young_state::owner);
+  // for every user of the young state that may run while the resource is in
+  // use (allocate, deallocate, stats(), the idle reset). Only the first two
+  // count the revocation for the owners' back-off: a collector or a stats()
+  // call revoking a resource is no sign of resources handed between threads.
+  void lock_young(bool count) noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION(young_.mu);
+  // In a fork() child: an owner other than the forking thread is absent
+  // there, and may have been halfway through a change of the young state
+  // (it takes no lock the fork handlers hold): the phase ends, its reuse
+  // lists go, and mu serves from now on. (Every field it writes is written
+  // whole: the child sees each either old or new. The absent owner's block
+  // is then at worst counted out forever, which keeps its region.)
+  void reset_young_owner_after_fork() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    const thread_state* owner = young_.owner.load(std::memory_order_relaxed);
+    if (owner != nullptr && owner != &t_thread && !young_.shared.load(std::memory_order_relaxed)) {
+      young_.heads = nullptr;
+      young_.over.store(true, std::memory_order_relaxed);
+      young_.shared.store(true, std::memory_order_relaxed);
+    }
+    young_.owner_busy.store(0, std::memory_order_relaxed);
+  }
+  struct ABSL_SCOPED_LOCKABLE young_lock_guard {
+    explicit young_lock_guard(resource_impl* r) noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION(r->young_.mu) : impl(r) {
+      impl->lock_young(/*count=*/false);
+    }
+    ~young_lock_guard() ABSL_UNLOCK_FUNCTION() { impl->young_.mu.unlock(); }
+    young_lock_guard(const young_lock_guard&) = delete;
+    young_lock_guard& operator=(const young_lock_guard&) = delete;
+    resource_impl* const impl;
+  };
   // Takes back a block that lies in a young region: false if `p` lies in
   // none. Lock-free when the resource has no young region.
   bool free_young(void* p, uint32_t cls) noexcept;
@@ -519,6 +554,22 @@ class resource_impl {
   struct young_state {
     spin_mutex mu;
     std::atomic<bool> over{false};
+    // Owner mode. The thread that first allocates from the phase owns it
+    // and works on this state without taking mu: a request's resource is
+    // used by one thread, and mu's exchange and release were a third of its
+    // time (the lifetime workload's 256 allocations on CPU 0 of the EPYC VM:
+    // 7.6 us under mu, 4.9 with no exclusion at all, 5.5 in owner mode).
+    // The asymmetric fence of the engine's caches: the owner raises
+    // owner_busy, then reads `shared` (plain stores and loads); anyone else
+    // takes mu, and while an owner has it unshared, stores `shared`, runs
+    // asymmetric_fence_heavy() (membarrier) and waits for owner_busy to
+    // drop. From then on the owner takes mu too, for the resource's life
+    // (one membarrier per resource that two threads use while young). Never
+    // set where membarrier is unavailable. `owner` is the owner's
+    // thread_state (unique among live threads, unlike last_tag's bits).
+    std::atomic<bool> shared{false};
+    std::atomic<uint8_t> owner_busy{0};  // (bytes: they fill mu's padding)
+    std::atomic<const thread_state*> owner{nullptr};
     // Newest first; written under mu, read without it by free_young().
     std::atomic<young_region*> regions{nullptr};
     char* next ABSL_GUARDED_BY(mu) = nullptr;  // the bump pointer, in the newest region
@@ -1118,6 +1169,93 @@ uint32_t this_thread_tag() noexcept {
 }
 }  // namespace
 
+namespace {
+// Owner mode's back-off (young_state::owner). A revocation costs a
+// membarrier(), which IPIs every CPU running one of our threads (about
+// 20 us on the 2-core EPYC VM with the other core busy): a process that
+// hands its request resources from thread to thread would pay one per
+// request (a request handed over once, 8 allocations on each side: 1.7 us
+// under mu, 23-29 us with a revocation each). So revocations are counted,
+// and a thread that sees the count move since it last took a phase skips
+// owner mode for its next phases, exponentially more of them while the
+// count keeps moving, fewer again while it stays still. A process whose
+// resources stay with their threads never revokes, and keeps owner mode.
+// (Only revocations by allocate and deallocate count: see lock_young().)
+constexpr uint32_t kMaxOwnerSkips = 1024;
+constinit std::atomic<uint64_t> g_young_revocations{0};
+struct owner_backoff {
+  uint64_t seen = 0;     // g_young_revocations at this thread's last look
+  uint32_t skips = 0;    // phases left to take without owner mode
+  uint32_t span = 0;     // skips after the next revocation seen
+  bool owned = false;    // whether the last phase took owner mode
+  bool looked = false;   // a new thread starts from the count as it is
+};
+thread_local constinit owner_backoff t_owner_backoff{};
+
+bool may_own_young_phase() noexcept {
+  owner_backoff& b = t_owner_backoff;
+  const uint64_t revocations = g_young_revocations.load(std::memory_order_relaxed);
+  if (!b.looked) {
+    b.looked = true;
+    b.seen = revocations;
+  }
+  if (revocations != b.seen) {
+    b.seen = revocations;
+    b.span = std::min(b.span * 2 + 1, kMaxOwnerSkips);
+    b.skips = b.span;
+  } else if (b.owned) {
+    b.span /= 2;  // an owned phase went by without a revocation
+  }
+  b.owned = b.skips == 0 && asymmetric_fence_available();
+  if (b.skips != 0) --b.skips;
+  return b.owned;
+}
+}  // namespace
+
+inline bool resource_impl::enter_young() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (young_.owner.load(std::memory_order_relaxed) == &t_thread) {
+    // The owner's side of the fence (as engine::enter_fast): raise the
+    // word, then look; a revoker stores, fences, then looks at the word.
+#ifdef SYNCPOOL_TSAN
+    young_.owner_busy.store(1, std::memory_order_seq_cst);
+    if (!young_.shared.load(std::memory_order_seq_cst)) return true;
+#else
+    young_.owner_busy.store(1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (!young_.shared.load(std::memory_order_relaxed)) return true;
+#endif
+    young_.owner_busy.store(0, std::memory_order_release);
+  }
+  lock_young(/*count=*/true);
+  return false;
+}
+
+inline void resource_impl::leave_young(bool owned) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (owned) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    young_.owner_busy.store(0, std::memory_order_release);
+  } else {
+    young_.mu.unlock();
+  }
+}
+
+void resource_impl::lock_young(bool count) noexcept {
+  young_.mu.lock();
+  // The owner is set, and shared cleared, only under mu: what is read here
+  // holds while it is held.
+  const thread_state* owner = young_.owner.load(std::memory_order_relaxed);
+  if (owner == nullptr || owner == &t_thread || young_.shared.load(std::memory_order_relaxed)) return;
+  // Another thread owns the phase: revoke, for good. (Holding mu is fine:
+  // the owner never waits for anything while its word is raised, and the
+  // fence takes no lock.)
+  young_.shared.store(true, std::memory_order_seq_cst);
+  if (count) g_young_revocations.fetch_add(1, std::memory_order_relaxed);
+  asymmetric_fence_heavy();
+  for (int spins = 0; young_.owner_busy.load(std::memory_order_seq_cst) != 0;) {
+    if (++spins > 64) std::this_thread::yield();
+  }
+}
+
 void* resource_impl::allocate_young(uint32_t cls) {
   // Regions come at the default alignment, and so does their first byte.
   static_assert(sizeof(young_region) % kUpstreamAlignment == 0);
@@ -1128,7 +1266,17 @@ void* resource_impl::allocate_young(uint32_t cls) {
   const std::size_t size = kClassBytes[cls];
   const std::size_t align = block_alignment(size);
   const uint32_t tag = this_thread_tag();
-  young_.mu.lock();
+  bool owned = enter_young();
+  if (ABSL_PREDICT_FALSE(!owned) && young_.owner.load(std::memory_order_relaxed) == nullptr &&
+      !young_.shared.load(std::memory_order_relaxed)) {
+    // The phase's first allocation: this thread owns it from the next call
+    // (young_state::owner), where membarrier lets another thread revoke that.
+    if (may_own_young_phase()) {
+      young_.owner.store(&t_thread, std::memory_order_relaxed);
+    } else {
+      young_.shared.store(true, std::memory_order_relaxed);
+    }
+  }
   for (;;) {
     if (young_.over.load(std::memory_order_relaxed)) break;
     if (young_.allocations == kYoungAllocations || young_.bumped + size > kYoungBytes) {
@@ -1138,7 +1286,7 @@ void* resource_impl::allocate_young(uint32_t cls) {
     // A block of this class that came back (young_state::heads).
     if (ABSL_PREDICT_FALSE(young_.heads != nullptr)) {
       if (void* p = take_reusable(cls)) {
-        young_.mu.unlock();
+        leave_young(owned);
         unpoison(p, size);
         return p;
       }
@@ -1156,7 +1304,7 @@ void* resource_impl::allocate_young(uint32_t cls) {
         ++young_.allocations;
         young_.bumped += static_cast<uint32_t>(size);
         ++young_.misses[cls];
-        young_.mu.unlock();
+        leave_young(owned);
         return p;  // unpoisoned: a region is, when made and when rewound
       }
     }
@@ -1175,20 +1323,20 @@ void* resource_impl::allocate_young(uint32_t cls) {
     const std::size_t bytes =
         (std::max<std::size_t>(std::min<std::size_t>(asked, left), need) + kUpstreamAlignment - 1) &
         ~(kUpstreamAlignment - 1);
-    young_.mu.unlock();
+    leave_young(owned);
     void* mem;
     try {
       mem = upstream_.allocate(bytes, kUpstreamAlignment);
     } catch (...) {
       // Upstream is short: the phase ends here, and the engine's path (a
       // chunk just large enough) has the request.
-      young_.mu.lock();
+      owned = enter_young();
       young_.over.store(true, std::memory_order_relaxed);
       break;
     }
     auto* r = new (mem) young_region{nullptr, static_cast<uint32_t>(bytes), 0};
     young_.upstream_bytes.fetch_add(bytes, std::memory_order_relaxed);
-    young_.mu.lock();
+    owned = enter_young();
     // Another thread may have taken a region meanwhile: it keeps what it
     // bumped, and the rest of it goes unused.
     if (young_.next_region == asked) {
@@ -1222,7 +1370,7 @@ void* resource_impl::allocate_young(uint32_t cls) {
     }
     young_.regions.store(kept, std::memory_order_relaxed);  // (in reverse order: no matter now)
   }
-  young_.mu.unlock();
+  leave_young(owned);
   free_regions(unused);
   return nullptr;
 }
@@ -1233,14 +1381,17 @@ bool resource_impl::free_young(void* p, uint32_t cls) noexcept {
   bool idle = false;  // no young block is out
   bool kept = false;  // and the newest region is kept for the next ones
   {
-    spin_lock_guard lock(young_.mu);
+    const bool owned = enter_young();
     young_region* prev = nullptr;
     young_region* r = young_.regions.load(std::memory_order_relaxed);
     while (r != nullptr && !r->holds(p)) {
       prev = r;
       r = r->next;
     }
-    if (r == nullptr) return false;
+    if (r == nullptr) {
+      leave_young(owned);
+      return false;
+    }
     --young_.live;
     --r->live;
     idle = young_.live == 0;
@@ -1288,6 +1439,7 @@ bool resource_impl::free_young(void* p, uint32_t cls) noexcept {
       // its class (see young_state::heads).
       push_reusable(r, cls, p);
     }
+    leave_young(owned);
   }
   free_regions(unused);
   // This resource may be idle now, with memory given back outside the
@@ -1446,7 +1598,7 @@ void resource_impl::try_reset() noexcept {
     for_each_class([&](size_class& c) { empty = empty && c.nchunks == 0; });
     if (!empty) return false;
     {
-      spin_lock_guard ylock(young_.mu);
+      young_lock_guard ylock(this);
       if (young_.live != 0) return false;
       retire_counts_locked();
       young_left = reset_young();  // a new young phase
@@ -1534,7 +1686,7 @@ pool_resource_stats resource_impl::stats() const {
   spin_lock_guard lock(self->reset_mu_);
   uint16_t young_misses[kChunkedClassCount];
   {
-    spin_lock_guard ylock(self->young_.mu);
+    young_lock_guard ylock(self);
     std::copy(std::begin(self->young_.misses), std::end(self->young_.misses), young_misses);
   }
   for (uint32_t k = 0; k < classes; ++k) {
@@ -1640,6 +1792,7 @@ void resource_impl::fork_hooks::reset_after_fork(rank r) noexcept {
     impl->direct_.mu().reset_after_fork();
     impl->arena_.mu().reset_after_fork();
     impl->young_.mu.reset_after_fork();
+    impl->reset_young_owner_after_fork();
     impl->for_each_class([](size_class& c) { c.shared.mu.reset_after_fork(); });
     impl->classes_mu_.reset_after_fork();
   }
@@ -1816,6 +1969,21 @@ void testing_hooks::hold_reset_lock(pool_resource& r, bool on) noexcept ABSL_NO_
     r.impl().reset_mu_.unlock();
   }
 }
+
+void testing_hooks::hold_young_lock(pool_resource& r, bool on) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (on) {
+    r.impl().young_.mu.lock();
+  } else {
+    r.impl().young_.mu.unlock();
+  }
+}
+
+bool testing_hooks::young_phase_owned(pool_resource& r) noexcept {
+  const resource_impl::young_state& y = r.impl().young_;
+  return y.owner.load(std::memory_order_relaxed) != nullptr && !y.shared.load(std::memory_order_relaxed);
+}
+
+uint64_t testing_hooks::young_revocations() noexcept { return g_young_revocations.load(std::memory_order_relaxed); }
 }  // namespace internal
 
 }  // namespace syncpool

@@ -25,8 +25,15 @@
 //   - A resource starts young: its first 256 allocations up to 4 KiB (or
 //     64 KiB of them, whichever comes first) are bumped from a few regions
 //     taken from upstream (512 bytes, then 4 times as large each, up to
-//     what the phase may still bump), under one lock, as a
-//     monotonic_buffer_resource would; a young block that comes back while
+//     what the phase may still bump), as a monotonic_buffer_resource would.
+//     The thread that starts the phase owns it and takes no lock (no atomic
+//     read-modify-write either) while no other thread touches it; the
+//     first other thread that does revokes that, once, with a membarrier()
+//     (microseconds: it interrupts every CPU running one of the process's
+//     threads), and the phase takes one lock per call from then on. A
+//     thread that sees revocations happen (resources handed between
+//     threads) takes its next phases without owner mode, exponentially
+//     more of them while they go on. A young block that comes back while
 //     others are out serves the next young allocation of its class (if it
 //     lies in the region bumped from), and the regions go upstream with the
 //     last young block. A
@@ -143,7 +150,7 @@ class resource_impl;
 struct testing_hooks;
 // sizeof(resource_impl), checked where it is defined; stored inline in
 // pool_resource so that constructing one allocates nothing.
-inline constexpr std::size_t kResourceImplBytes = 688;
+inline constexpr std::size_t kResourceImplBytes = 696;
 }  // namespace internal
 
 // syncpool::pool_resource_options

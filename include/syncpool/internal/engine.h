@@ -375,6 +375,15 @@ struct testing_hooks {
   // Holds (true) or lets go (false) the lock that the resource's release(),
   // stats() and idle reset take, as a stats() call in another thread would.
   static void hold_reset_lock(pool_resource& r, bool on) noexcept;
+  // The same for the young phase's lock, taken as it is (an owner is not
+  // revoked: see pool_resource.cc, young_state::owner).
+  static void hold_young_lock(pool_resource& r, bool on) noexcept;
+  // Whether some thread owns the resource's young phase (works on it
+  // without its lock), and the revocations of owners that allocate or
+  // deallocate made so far in the process (the owners' back-off counts
+  // those).
+  static bool young_phase_owned(pool_resource& r) noexcept;
+  static uint64_t young_revocations() noexcept;
   // The calling thread's cache budget in the resource (0: it has no valid
   // cache there), and the growth its caches were granted together.
   static uint64_t thread_budget(pool_resource& r) noexcept;
@@ -397,6 +406,13 @@ struct testing_hooks {
 
 // Whether a collector can take idle threads' caches in this process.
 bool asymmetric_fence_available() noexcept;
+// The heavy side of the asymmetric fence, for a face's own owner/revoker
+// pair (pool_resource's young phase): the caller stored its revocation
+// before; after this, an owner that raised its busy word before that store
+// shows it raised, and one that raises it later sees the store. Takes no
+// lock. Only sound where asymmetric_fence_available() was true when the
+// owner began (the owner side: plain stores and loads, as enter_fast()).
+void asymmetric_fence_heavy() noexcept;
 
 class engine {
  public:
