@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -14,12 +15,37 @@
 namespace syncpool {
 namespace internal {
 
+// A thread's shard: given out round-robin at its first enlist (one atomic
+// add per thread), so that threads making resources each take their own
+// shard's lock, which stays in their CPU's cache.
+constexpr uint32_t kShards = 16;
+constexpr uint32_t kNoShard = UINT32_MAX;  // fork_participant::home_ before a first try
+constinit std::atomic<uint32_t> g_next_shard{0};
+thread_local constinit uint32_t t_shard = kNoShard;
+
+uint32_t this_threads_shard() noexcept {
+  if (t_shard == kNoShard) t_shard = g_next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return t_shard;
+}
+
 struct fork_handlers {
+  // One list of participants, by decreasing order, under its own lock; its
+  // own line, so that two threads' shards share nothing.
+  struct alignas(64) shard {
+    std::mutex mu;
+    fork_participant* list = nullptr;
+    uint64_t clock = 0;  // the largest order given in this shard
+  };
+
+  // Every shard's lock, in index order, is held from prepare() to parent()
+  // or child(); prepare() merges the lists into `merged`, which the other
+  // two follow as they are (nothing joins or leaves meanwhile).
   static void prepare() {
     fork_handlers& h = get();
-    h.mu.lock();
+    for (shard& s : h.shards) s.mu.lock();
+    h.merged = merge(h);
     for (int r = 0; r < fork_participant::kRanks; ++r) {
-      for (fork_participant* p = h.list; p != nullptr; p = p->next_) {
+      for (fork_participant* p = h.merged; p != nullptr; p = p->merged_) {
         p->lock_for_fork(static_cast<fork_participant::rank>(r));
       }
     }
@@ -28,21 +54,47 @@ struct fork_handlers {
   static void parent() {
     fork_handlers& h = get();
     for (int r = fork_participant::kRanks; r-- > 0;) {
-      for (fork_participant* p = h.list; p != nullptr; p = p->next_) {
+      for (fork_participant* p = h.merged; p != nullptr; p = p->merged_) {
         p->unlock_after_fork(static_cast<fork_participant::rank>(r));
       }
     }
-    h.mu.unlock();
+    for (shard& s : h.shards) s.mu.unlock();
   }
 
   static void child() {
     fork_handlers& h = get();
     for (int r = fork_participant::kRanks; r-- > 0;) {
-      for (fork_participant* p = h.list; p != nullptr; p = p->next_) {
+      for (fork_participant* p = h.merged; p != nullptr; p = p->merged_) {
         p->reset_after_fork(static_cast<fork_participant::rank>(r));
       }
     }
-    renew_after_fork(h.mu);
+    for (shard& s : h.shards) renew_after_fork(s.mu);
+  }
+
+  // The shards' lists as one, by decreasing order (ties, between unrelated
+  // participants of two shards, by shard): O(participants x kShards), once
+  // per fork.
+  static fork_participant* merge(fork_handlers& h) noexcept {
+    fork_participant* cursor[kShards];
+    for (uint32_t i = 0; i < kShards; ++i) cursor[i] = h.shards[i].list;
+    fork_participant* head = nullptr;
+    fork_participant** tail = &head;
+    for (;;) {
+      fork_participant* best = nullptr;
+      uint32_t from = 0;
+      for (uint32_t i = 0; i < kShards; ++i) {
+        if (cursor[i] != nullptr && (best == nullptr || cursor[i]->order_ > best->order_)) {
+          best = cursor[i];
+          from = i;
+        }
+      }
+      if (best == nullptr) break;
+      cursor[from] = best->next_;
+      *tail = best;
+      tail = &best->merged_;
+    }
+    *tail = nullptr;
+    return head;
   }
 
   static fork_handlers& get() noexcept;
@@ -53,16 +105,19 @@ struct fork_handlers {
   // static's guard, the registering thread being absent there (a probe
   // forking from 3 threads while 3 allocated hung 3 children in about one
   // run of 10). The call from enlist() only matters to a participant made
-  // by another library's static initializer that ran first.
+  // by another library's static initializer that ran first; it only reads
+  // once registered (an exchange at every enlist made every thread write
+  // the same line).
   static void register_once() noexcept {
+    if (registered.load(std::memory_order_acquire)) return;
     if (registered.exchange(true, std::memory_order_acq_rel)) return;
     if (pthread_atfork(&prepare, &parent, &child) != 0) {
       std::fputs("syncpool: pthread_atfork failed; fork() is not safe with syncpool\n", stderr);
     }
   }
 
-  std::mutex mu;
-  fork_participant* list = nullptr;  // by decreasing order
+  shard shards[kShards];
+  fork_participant* merged = nullptr;  // during a fork (prepare() to parent() or child())
   static std::atomic<bool> registered;
 };
 
@@ -80,37 +135,39 @@ static_assert(std::is_trivially_destructible_v<fork_handlers>,
 
 fork_handlers& fork_handlers::get() noexcept { return g_fork_handlers; }
 
-void fork_participant::enlist(uint64_t order) noexcept {
-  fork_handlers::register_once();  // not under h.mu: pthread_atfork waits for a fork in progress
-  fork_handlers& h = fork_handlers::get();
-  std::lock_guard<std::mutex> lock(h.mu);
+void fork_participant::enlist(const fork_participant* before) noexcept {
+  fork_handlers::register_once();  // not under a shard's lock: pthread_atfork waits for a fork in progress
+  uint32_t home = home_.load(std::memory_order_acquire);
+  if (home == kNoShard) {
+    // Set under no lock, so that a fork() cannot cut it in two: a child
+    // finds it set or not, and joins there.
+    const uint32_t mine = this_threads_shard();
+    home = home_.compare_exchange_strong(home, mine, std::memory_order_acq_rel) ? mine : home;
+  }
+  fork_handlers::shard& s = fork_handlers::get().shards[home];
+  std::lock_guard<std::mutex> lock(s.mu);
   if (enlisted_) return;
-  order_ = order;
-  fork_participant* before = nullptr;
-  fork_participant* after = h.list;
-  while (after != nullptr && after->order_ > order) {
-    before = after;
-    after = after->next_;
-  }
-  prev_ = before;
-  next_ = after;
-  if (before != nullptr) {
-    before->next_ = this;
-  } else {
-    h.list = this;
-  }
-  if (after != nullptr) after->prev_ = this;
+  // Larger than every order in this shard: the head of its list. (`before`
+  // joined before this call began, which saw its order: see fork.h.)
+  order_ = std::max(s.clock, before != nullptr ? before->order_ : 0) + 1;
+  s.clock = order_;
+  prev_ = nullptr;
+  next_ = s.list;
+  if (next_ != nullptr) next_->prev_ = this;
+  s.list = this;
   enlisted_ = true;
 }
 
 void fork_participant::delist() noexcept {
-  fork_handlers& h = fork_handlers::get();
-  std::lock_guard<std::mutex> lock(h.mu);
+  const uint32_t home = home_.load(std::memory_order_acquire);
+  if (home == kNoShard) return;  // never tried to join
+  fork_handlers::shard& s = fork_handlers::get().shards[home];
+  std::lock_guard<std::mutex> lock(s.mu);
   if (!enlisted_) return;
   if (prev_ != nullptr) {
     prev_->next_ = next_;
   } else {
-    h.list = next_;
+    s.list = next_;
   }
   if (next_ != nullptr) next_->prev_ = prev_;
   prev_ = next_ = nullptr;

@@ -8,11 +8,11 @@
 //
 //   1. upstream   each pool_resource's upstream lock, then its reset lock
 //                 (release(), idle reset, stats(); an upstream call may read
-//                 stats(), and nothing holds the reset lock across one),
-//                 newest resource first. An upstream call may enter another
-//                 resource (a resource whose upstream is an older
-//                 pool_resource), so a newer resource's lock comes before an
-//                 older one's.
+//                 stats(), and nothing holds the reset lock across one). An
+//                 upstream call may enter another resource (a resource whose
+//                 upstream is a pool_resource), so a resource's locks come
+//                 before its upstream's: it joins after it, with a larger
+//                 order (see enlist()).
 //   2. engines    the engine registry, then every engine's mutex, then
 //                 every per-thread shared-queue lock (the engines' own lock
 //                 order).
@@ -31,6 +31,7 @@
 #ifndef SYNCPOOL_SRC_FORK_H_
 #define SYNCPOOL_SRC_FORK_H_
 
+#include <atomic>
 #include <cstdint>
 
 namespace syncpool {
@@ -45,11 +46,19 @@ class fork_participant {
   fork_participant& operator=(const fork_participant&) = delete;
 
   // Joins / leaves the set fork() handles. Call enlist() once the locks
-  // exist and delist() before they go away. Participants are visited in
-  // decreasing `order` (pool_resource passes its engine key, which grows
-  // with construction: an outer resource, built over an inner one, comes
-  // first). Joining twice is harmless.
-  void enlist(uint64_t order) noexcept;
+  // exist and delist() before they go away. A participant is visited
+  // before every participant that joined before it; `before`, if given
+  // (an inner resource, upstream of this one), must have joined already,
+  // and is visited after this one whatever thread made it join. Joining
+  // twice is harmless.
+  //
+  // Cheap and scalable (a resource per request joins and leaves once
+  // each): participants live in kShards lists, each under its own lock,
+  // and a thread joins the list of its own shard. Their visiting order is
+  // a Lamport clock: one more than the largest of the shard's clock and
+  // `before`'s order, so that a participant comes before `before` across
+  // shards too; the handlers merge the lists by it.
+  void enlist(const fork_participant* before = nullptr) noexcept;
   void delist() noexcept;
 
  protected:
@@ -67,9 +76,14 @@ class fork_participant {
   virtual void reset_after_fork(rank r) noexcept = 0;
 
   uint64_t order_ = 0;
-  bool enlisted_ = false;
+  bool enlisted_ = false;  // under its home shard's lock
+  // The shard of the thread that first tried to join, for good: two
+  // threads joining at once meet under one lock (a participant's first
+  // joiners race: two first uses of one resource).
+  std::atomic<uint32_t> home_{UINT32_MAX};
   fork_participant* prev_ = nullptr;
   fork_participant* next_ = nullptr;
+  fork_participant* merged_ = nullptr;  // the handlers' visiting order, during a fork
 };
 
 }  // namespace internal

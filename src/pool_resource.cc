@@ -487,16 +487,20 @@ class resource_impl {
   // is inside this one's first upstream call, under this one's upstream
   // lock: a fork() whose prepare handler held the handlers' lock and waited
   // for that upstream lock deadlocked the parent (a probe: 1 process in 20,
-  // each making 200 such pairs while 3 threads forked).
+  // each making 200 such pairs while 3 threads forked). It is visited after
+  // this one by the fork handlers (fork.h).
   ABSL_ATTRIBUTE_NOINLINE void enlist() noexcept {
     std::pmr::memory_resource* const up = upstream_.resource();
+    const fork_participant* inner_hooks = nullptr;
     if (up != std::pmr::new_delete_resource()) {
-      if (auto* inner = dynamic_cast<pool_resource*>(up)) inner->impl().ensure_enlisted();
+      if (auto* inner = dynamic_cast<pool_resource*>(up)) {
+        inner->impl().ensure_enlisted();
+        inner_hooks = &inner->impl().fork_;
+      }
     }
-    fork_.enlist(engine_key_order());
+    fork_.enlist(inner_hooks);
     enlisted_.store(true, std::memory_order_release);
   }
-  uint64_t engine_key_order() const noexcept { return order_; }
 
   // fork(): the upstream lock first (rank upstream), then (after the engines'
 // locks) the classes' and the leaf locks (rank blocks).
@@ -627,14 +631,7 @@ class resource_impl {
   const std::size_t largest_;
   const std::size_t max_blocks_;
   std::atomic<bool> enlisted_{false};
-  // Construction order, for fork(): outer resources before inner ones.
-  const uint64_t order_ = next_order();
   fork_hooks fork_;
-
-  static uint64_t next_order() noexcept {
-    static std::atomic<uint64_t> n{1};
-    return n.fetch_add(1, std::memory_order_relaxed);
-  }
 };
 
 static_assert(sizeof(resource_impl) <= kResourceImplBytes, "grow kResourceImplBytes");

@@ -179,6 +179,73 @@ TEST(ForkTest, AForkDuringANestedResourcesFirstUseGoesThrough) {
   EXPECT_EQ(processes_failing("nested", 100), 0) << "of 100 processes";
 }
 
+TEST(ForkTest, NestedResourcesMadeOnDifferentThreadsForkInOrder) {
+  // The fork handlers keep their participants in per-thread shards (a
+  // resource per request joins and leaves without a process-wide lock),
+  // and must still lock an outer resource's upstream lock before its inner
+  // one's: the outer one's upstream calls run into the inner one. Here the
+  // inner resource joins from a thread whose shard gave out thousands of
+  // orders, the outer one from another, and a thread keeps calling through
+  // both while this one forks: with the shard's own count as the outer's
+  // order (smaller than the inner's), prepare took the inner lock, waited
+  // for the outer one held by that thread, which waited for the inner one.
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "GCC 12's TSan runtime can hang a child forked while another thread is in malloc "
+                  "(see kForkOnlyWhileOthersPause): this test forks at any point";
+#endif
+  syncpool::pool_resource_options small;
+  small.largest_required_pool_block = 256;  // larger requests go straight upstream
+  syncpool::pool_resource_options big;
+  big.largest_required_pool_block = 64;  // the outer one's 1,000-byte blocks go to the inner one
+  // (Not new_delete_resource(): calls to it take no upstream lock.)
+  syncpool_test::counting_resource counting;
+  std::unique_ptr<syncpool::pool_resource> inner;
+  std::thread([&] {
+    for (int i = 0; i < 3000; ++i) {
+      syncpool::pool_resource r;
+      r.deallocate(r.allocate(32), 32);
+    }
+    inner = std::make_unique<syncpool::pool_resource>(small, &counting);
+    inner->deallocate(inner->allocate(32), 32);
+  }).join();
+  syncpool::pool_resource outer(big, inner.get());
+  std::atomic<bool> stop{false};
+  std::thread caller([&] {
+    outer.deallocate(outer.allocate(32), 32);
+    while (!stop.load()) {
+      void* p = outer.allocate(1000);  // outer's upstream lock, then inner's
+      static_cast<char*>(p)[0] = 1;
+      outer.deallocate(p, 1000);
+    }
+  });
+  // Stops the test if the parent deadlocks, rather than waiting for Bazel's
+  // timeout.
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 60000 && !done.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!done.load()) {
+      std::fputs("NestedResourcesMadeOnDifferentThreadsForkInOrder: the parent deadlocked in fork()\n", stderr);
+      std::abort();
+    }
+  });
+  int bad = 0;
+  for (int i = 0; i < kChildren; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      void* p = outer.allocate(1000);
+      outer.deallocate(p, 1000);
+      std::_Exit(0);
+    }
+    bad += wait_with_deadline(pid, 10) != 0;
+  }
+  done.store(true);
+  stop.store(true);
+  caller.join();
+  watchdog.join();
+  EXPECT_EQ(bad, 0) << "of " << kChildren << " children";
+}
+
 TEST(ForkTest, ChildrenForkedWhileThreadsHammerThePoolsExitCleanly) {
   syncpool::pool_resource resource;
   syncpool::pool<buffer> buffers([] { return std::make_unique<buffer>(); });
