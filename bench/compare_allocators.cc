@@ -288,7 +288,8 @@ std::string settings_line(const options& opts, const std::vector<job>& jobs,
   if (build != "opt") warnings->push_back("benchmarks built without optimization: use -c opt");
   std::set<int> thread_counts;
   for (const job& j : jobs) {
-    if (j.id.workload == "threads" || j.id.workload == "server" || j.id.workload == "reuse") {
+    if (j.id.workload == "threads" || j.id.workload == "server" || j.id.workload == "reuse" ||
+        j.id.workload == "requests") {
       thread_counts.insert(j.id.threads);
     }
   }

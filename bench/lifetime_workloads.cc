@@ -1,6 +1,7 @@
 // The workloads about a resource's own life rather than its blocks':
-// lifetime (one resource per request, the most common pmr pattern) and
-// resources (many live resources, each holding one small block).
+// lifetime (one resource per request, the most common pmr pattern),
+// requests (the same on every thread at once) and resources (many live
+// resources, each holding one small block).
 
 #include <benchmark/benchmark.h>
 
@@ -47,6 +48,31 @@ void lifetime(benchmark::State& state, const allocator_row& row, std::size_t all
   for (auto _ : state) row.scoped(&serve_request, &plan);
   state.SetItemsProcessed(state.iterations());
   report_memory(state, [] { return std::optional<std::size_t>(); });
+}
+
+// ---- requests: lifetime's 16-allocation request on every thread at once,
+// each thread on resources of its own (a server with a resource per
+// request). One op = one request, all threads together: what only scales
+// if nothing process-wide serializes a resource's life (a registry lock
+// taken at each resource's first use and destruction halved the
+// throughput of 2 threads against 1).
+
+constexpr std::size_t kThreadedRequestAllocations = 16;
+
+void requests(benchmark::State& state, const allocator_row& row) {
+  if (state.thread_index() == 0) {
+    destroy_parked();
+    begin_memory();
+    run_barrier::prepare(state.threads());
+  }
+  request_plan plan;
+  rng random(17 + static_cast<std::uint64_t>(state.thread_index()));
+  plan.lengths.resize(kThreadedRequestAllocations - 1);
+  for (std::size_t& length : plan.lengths) length = random.between(16, 128);
+  for (auto _ : state) row.scoped(&serve_request, &plan);
+  state.SetItemsProcessed(state.iterations());
+  run_barrier::arrive();
+  if (state.thread_index() == 0) report_memory(state, [] { return std::optional<std::size_t>(); });
 }
 
 // ---- resources: `count` live resources, each holding one 64-byte block.
@@ -106,11 +132,17 @@ void resources(benchmark::State& state, const allocator_row& row, std::size_t co
 
 }  // namespace
 
-void register_lifetime_workloads(const allocator_row& row) {
+void register_lifetime_workloads(const allocator_row& row, const bench_config& config) {
   for (const std::size_t n : kRequestSizes) {
     add("lifetime/" + row.id + "/" + std::to_string(n),
         [row, n](benchmark::State& s) { lifetime(s, row, n); });
   }
+  // Every row: each thread has resources of its own, so a resource need not
+  // be thread-safe (unsynchronized_pool_resource is a fair peer here).
+  benchmark::internal::Benchmark* b =
+      add("requests/" + row.id, [row](benchmark::State& s) { requests(s, row); });
+  for (const int n : config.thread_counts) b->Threads(n);
+  b->UseRealTime();
   if (!row.make || row.is_malloc) return;
   for (const std::size_t n : kResourceCounts) {
     // One invocation is already a long one (10,000 pool_resources).

@@ -66,6 +66,10 @@ constexpr workload_info kWorkloads[] = {
      "allocations alone. The stack row is a monotonic_buffer_resource over a 32 KiB "
      "buffer on the stack, which these requests never overflow",
      "pool_resource", " allocs", "allocations per request", timing::one_thread, false},
+    {"requests", "requests: one resource per request, on every thread at once",
+     "wall-clock ns per request (lifetime's request of 16 allocations: construct, fill, "
+     "destroy), all threads together, each thread on resources of its own; column = threads",
+     "pool_resource", " thr", "threads", timing::aggregate, true},
     {"resources", "resources: many live resources, each holding one 64-byte block",
      "ns per resource constructed, used for one 64-byte block, freed and destroyed; column "
      "= live resources at once. Their memory is under Memory",
@@ -1215,7 +1219,8 @@ std::string summary_markdown(const std::vector<result>& results, const run_info&
   out << "**Several threads**, aggregate throughput as wall-clock ns per operation of all "
          "threads together (not the latency of one operation), ratio to "
          "`syncpool::pool_resource`:\n\n";
-  picked_table(out, grids, {{"threads", ""}, {"server", ""}, {"churn", "16"}, {"prodcons", "64"}},
+  picked_table(out, grids,
+               {{"threads", ""}, {"requests", ""}, {"server", ""}, {"churn", "16"}, {"prodcons", "64"}},
                info.quick);
   out << "**Object reuse** of a 4 KiB buffer object, aggregate ns per get + put (or "
          "make_unique + delete), ratio to `syncpool::pool<T>`:\n\n";

@@ -118,7 +118,7 @@ benchmark::internal::Benchmark* add(const std::string& name,
 void set_fixed_iterations(long iterations);
 void set_registering_row(const allocator_row* row);  // for add(); nullptr: none
 void register_single_thread_workloads(const allocator_row& row);  // workloads.cc
-void register_lifetime_workloads(const allocator_row& row);       // lifetime_workloads.cc
+void register_lifetime_workloads(const allocator_row& row, const bench_config& config);       // lifetime_workloads.cc
 void register_threaded_workloads(const allocator_row& row,        // threaded_workloads.cc
                                  const bench_config& config);
 

@@ -212,7 +212,7 @@ void register_resource_workloads(const allocator_row& row, const bench_config& c
   internal::set_fixed_iterations(config.fixed_iterations);
   internal::set_registering_row(&row);
   if (row.make) internal::register_single_thread_workloads(row);
-  internal::register_lifetime_workloads(row);
+  internal::register_lifetime_workloads(row, config);
   if (row.make && row.frees && row.thread_safe) internal::register_threaded_workloads(row, config);
   internal::set_registering_row(nullptr);
 }

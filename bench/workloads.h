@@ -69,7 +69,7 @@ struct allocator_row {
 };
 
 struct bench_config {
-  std::vector<int> thread_counts;  // threads, server and reuse
+  std::vector<int> thread_counts;  // threads, requests, server and reuse
   // > 0: every benchmark runs exactly this many iterations, in one
   // invocation (how compare_allocators measures memory in a fresh process).
   long fixed_iterations = 0;
@@ -88,7 +88,7 @@ std::vector<int> default_thread_counts(int max_threads);  // on this machine's c
 void set_release_free_memory(void (*release)());
 
 // Registers the resource workloads for `row`, each only where its model
-// fits: pair, batch, containers, lifetime, resources, threads, server,
+// fits: pair, batch, containers, lifetime, requests, resources, threads, server,
 // churn, prodcons and idle.
 void register_resource_workloads(const allocator_row& row, const bench_config& config);
 
