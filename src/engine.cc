@@ -239,7 +239,7 @@ struct engine_registry final : fork_participant {
     // Never destroyed: threads and static pools may outlive any order.
     static engine_registry* r = [] {
       auto* reg = new engine_registry;
-      reg->enlist();
+      reg->enlist(0);
       return reg;
     }();
     return *r;

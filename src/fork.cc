@@ -34,7 +34,6 @@ struct fork_handlers {
   struct alignas(64) shard {
     std::mutex mu;
     fork_participant* list = nullptr;
-    uint64_t clock = 0;  // the largest order given in this shard
   };
 
   // Every shard's lock, in index order, is held from prepare() to parent()
@@ -71,9 +70,8 @@ struct fork_handlers {
     for (shard& s : h.shards) renew_after_fork(s.mu);
   }
 
-  // The shards' lists as one, by decreasing order (ties, between unrelated
-  // participants of two shards, by shard): O(participants x kShards), once
-  // per fork.
+  // The shards' lists as one, by decreasing order (ties by shard):
+  // O(participants x kShards), once per fork.
   static fork_participant* merge(fork_handlers& h) noexcept {
     fork_participant* cursor[kShards];
     for (uint32_t i = 0; i < kShards; ++i) cursor[i] = h.shards[i].list;
@@ -135,7 +133,7 @@ static_assert(std::is_trivially_destructible_v<fork_handlers>,
 
 fork_handlers& fork_handlers::get() noexcept { return g_fork_handlers; }
 
-void fork_participant::enlist(const fork_participant* before) noexcept {
+void fork_participant::enlist(uint64_t stamp, const fork_participant* before) noexcept {
   fork_handlers::register_once();  // not under a shard's lock: pthread_atfork waits for a fork in progress
   uint32_t home = home_.load(std::memory_order_acquire);
   if (home == kNoShard) {
@@ -147,14 +145,24 @@ void fork_participant::enlist(const fork_participant* before) noexcept {
   fork_handlers::shard& s = fork_handlers::get().shards[home];
   std::lock_guard<std::mutex> lock(s.mu);
   if (enlisted_) return;
-  // Larger than every order in this shard: the head of its list. (`before`
-  // joined before this call began, which saw its order: see fork.h.)
-  order_ = std::max(s.clock, before != nullptr ? before->order_ : 0) + 1;
-  s.clock = order_;
-  prev_ = nullptr;
-  next_ = s.list;
-  if (next_ != nullptr) next_->prev_ = this;
-  s.list = this;
+  // (`before` joined before this call began, which saw its order.)
+  order_ = std::max(stamp, before != nullptr ? before->order_ + 1 : 0);
+  // By decreasing order: at the head, for a resource used as soon as it is
+  // made (a resource per request); further down for one made long before.
+  fork_participant* prev = nullptr;
+  fork_participant* next = s.list;
+  while (next != nullptr && next->order_ > order_) {
+    prev = next;
+    next = next->next_;
+  }
+  prev_ = prev;
+  next_ = next;
+  if (prev != nullptr) {
+    prev->next_ = this;
+  } else {
+    s.list = this;
+  }
+  if (next != nullptr) next->prev_ = this;
   enlisted_ = true;
 }
 

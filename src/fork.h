@@ -46,19 +46,20 @@ class fork_participant {
   fork_participant& operator=(const fork_participant&) = delete;
 
   // Joins / leaves the set fork() handles. Call enlist() once the locks
-  // exist and delist() before they go away. A participant is visited
-  // before every participant that joined before it; `before`, if given
-  // (an inner resource, upstream of this one), must have joined already,
-  // and is visited after this one whatever thread made it join. Joining
-  // twice is harmless.
+  // exist and delist() before they go away. Participants are visited by
+  // decreasing order: the larger of `stamp` (a number that grows with the
+  // owner's construction, process-wide: pool_resource passes its engine's
+  // construction key) and one more than the order of `before` (an inner
+  // resource, upstream of this one, which must have joined already). So an
+  // outer resource comes before the inner one it calls into, whether it
+  // reaches it directly or through a wrapper (made before it, the inner one
+  // has the smaller stamp). Joining twice is harmless.
   //
   // Cheap and scalable (a resource per request joins and leaves once
   // each): participants live in kShards lists, each under its own lock,
-  // and a thread joins the list of its own shard. Their visiting order is
-  // a Lamport clock: one more than the largest of the shard's clock and
-  // `before`'s order, so that a participant comes before `before` across
-  // shards too; the handlers merge the lists by it.
-  void enlist(const fork_participant* before = nullptr) noexcept;
+  // and a participant joins the list of the thread that first tries; the
+  // handlers merge the lists by order.
+  void enlist(uint64_t stamp, const fork_participant* before = nullptr) noexcept;
   void delist() noexcept;
 
  protected:

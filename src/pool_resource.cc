@@ -321,6 +321,14 @@ class resource_impl {
     ensure_enlisted();
     engine_.drain(/*destroy=*/false);
     release_face();
+    {
+      // A new start: the next phase's first allocation picks its owner.
+      // (release() does not run concurrently with any use, as for any
+      // object, so no owner can be in its section: no revocation.)
+      spin_lock_guard ylock(young_.mu);
+      young_.owner.store(nullptr, std::memory_order_relaxed);
+      young_.shared.store(false, std::memory_order_relaxed);
+    }
     engine_.reopen();
   }
 
@@ -406,7 +414,8 @@ class resource_impl {
   // The young state's critical section (young_state::owner): entered without
   // a lock by the owner while it has the phase to itself (true), else under
   // mu (false, which leave_young() unlocks). It counts as holding mu.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool enter_young() noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION(young_.mu);
+  // (`count` as lock_young()'s.)
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool enter_young(bool count = true) noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION(young_.mu);
   ABSL_ATTRIBUTE_ALWAYS_INLINE void leave_young(bool owned) noexcept ABSL_UNLOCK_FUNCTION(young_.mu);
   // Takes mu, after revoking another thread's owner mode (young_state::owner);
   // for every user of the young state that may run while the resource is in
@@ -419,7 +428,9 @@ class resource_impl {
   // (it takes no lock the fork handlers hold): the phase ends, its reuse
   // lists go, and mu serves from now on. (Every field it writes is written
   // whole: the child sees each either old or new. The absent owner's block
-  // is then at worst counted out forever, which keeps its region.)
+  // is then at worst counted out forever, which keeps its region; regions
+  // it had detached to free are lost to the child, counted in young_bytes
+  // and held from upstream until the resource is destroyed.)
   void reset_young_owner_after_fork() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
     const thread_state* owner = young_.owner.load(std::memory_order_relaxed);
     if (owner != nullptr && owner != &t_thread && !young_.shared.load(std::memory_order_relaxed)) {
@@ -440,7 +451,9 @@ class resource_impl {
   };
   // Takes back a block that lies in a young region: false if `p` lies in
   // none. Lock-free when the resource has no young region.
-  bool free_young(void* p, uint32_t cls) noexcept;
+  // `count`: whether a revocation this makes counts for the owners' back-off
+  // (not when a collector gives blocks back: see lock_young()).
+  bool free_young(void* p, uint32_t cls, bool count = true) noexcept;
   // Under young_.mu, with no young block out: detaches every region, to be
   // freed by free_regions() out of the lock, and starts the next region
   // small again.
@@ -498,7 +511,8 @@ class resource_impl {
         inner_hooks = &inner->impl().fork_;
       }
     }
-    fork_.enlist(inner_hooks);
+    // (First use: the engine still has its construction key.)
+    fork_.enlist(engine_.construction_key(), inner_hooks);
     enlisted_.store(true, std::memory_order_release);
   }
 
@@ -1058,7 +1072,7 @@ void resource_impl::give_back(size_class& c, void* const* blocks, std::size_t n)
   if (inline_base != nullptr) free_chunk_memory(c, inline_base, inline_lead, inline_bytes);
   while (young != nullptr) {
     void* next = read_link(c, young);
-    if (!free_young(young, c.index)) {
+    if (!free_young(young, c.index, /*count=*/false)) {
       std::fprintf(stderr, "syncpool::pool_resource: a block of %u bytes at %p is in no chunk of its class\n",
                    c.block_size, young);
       std::abort();
@@ -1209,7 +1223,7 @@ bool may_own_young_phase() noexcept {
 }
 }  // namespace
 
-inline bool resource_impl::enter_young() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+inline bool resource_impl::enter_young(bool count) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (young_.owner.load(std::memory_order_relaxed) == &t_thread) {
     // The owner's side of the fence (as engine::enter_fast): raise the
     // word, then look; a revoker stores, fences, then looks at the word.
@@ -1223,7 +1237,7 @@ inline bool resource_impl::enter_young() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS
 #endif
     young_.owner_busy.store(0, std::memory_order_release);
   }
-  lock_young(/*count=*/true);
+  lock_young(count);
   return false;
 }
 
@@ -1263,6 +1277,11 @@ void* resource_impl::allocate_young(uint32_t cls) {
   const std::size_t size = kClassBytes[cls];
   const std::size_t align = block_alignment(size);
   const uint32_t tag = this_thread_tag();
+  if (ABSL_PREDICT_FALSE(young_.owner.load(std::memory_order_relaxed) == nullptr)) {
+    // Out of the lock: the first call of a process (and of a fork() child)
+    // asks the kernel for membarrier.
+    (void)asymmetric_fence_available();
+  }
   bool owned = enter_young();
   if (ABSL_PREDICT_FALSE(!owned) && young_.owner.load(std::memory_order_relaxed) == nullptr &&
       !young_.shared.load(std::memory_order_relaxed)) {
@@ -1368,17 +1387,25 @@ void* resource_impl::allocate_young(uint32_t cls) {
     young_.regions.store(kept, std::memory_order_relaxed);  // (in reverse order: no matter now)
   }
   leave_young(owned);
+  if (owned) {
+    // The phase is over: nothing is left to own, and a collector or
+    // another thread that frees a young block later need not revoke. (No
+    // membarrier: only this thread can be in the owner's section.)
+    young_.mu.lock();
+    young_.shared.store(true, std::memory_order_relaxed);
+    young_.mu.unlock();
+  }
   free_regions(unused);
   return nullptr;
 }
 
-bool resource_impl::free_young(void* p, uint32_t cls) noexcept {
+bool resource_impl::free_young(void* p, uint32_t cls, bool count) noexcept {
   if (young_.regions.load(std::memory_order_acquire) == nullptr) return false;
   young_region* unused = nullptr;
   bool idle = false;  // no young block is out
   bool kept = false;  // and the newest region is kept for the next ones
   {
-    const bool owned = enter_young();
+    const bool owned = enter_young(count);
     young_region* prev = nullptr;
     young_region* r = young_.regions.load(std::memory_order_relaxed);
     while (r != nullptr && !r->holds(p)) {
@@ -1640,6 +1667,8 @@ void resource_impl::release_face() noexcept {
   {
     spin_lock_guard lock(reset_mu_);
     {
+      // The lock as it is, no revocation: release() and the destructor
+      // run apart from any use, so no owner is in its section.
       spin_lock_guard ylock(young_.mu);
       retire_counts_locked();
       regions = reset_young();
@@ -1749,6 +1778,8 @@ void resource_impl::fork_hooks::lock_for_fork(rank r) noexcept {
     // classes are unlocked and reset below.
     impl->classes_mu_.lock();
     impl->for_each_class([](size_class& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { c.shared.mu.lock(); });
+    // (An owner of the young phase keeps working without it; the child
+    // deals with that: reset_young_owner_after_fork().)
     impl->young_.mu.lock();
     impl->arena_.mu().lock();
     impl->direct_.mu().lock();

@@ -26,7 +26,8 @@
 //     64 KiB of them, whichever comes first) are bumped from a few regions
 //     taken from upstream (512 bytes, then 4 times as large each, up to
 //     what the phase may still bump), as a monotonic_buffer_resource would.
-//     The thread that starts the phase owns it and takes no lock (no atomic
+//     The thread that makes the first allocation (the first after a
+//     release()) owns the phase and takes no lock (no atomic
 //     read-modify-write either) while no other thread touches it; the
 //     first other thread that does revokes that, once, with a membarrier()
 //     (microseconds: it interrupts every CPU running one of the process's

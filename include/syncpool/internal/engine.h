@@ -418,6 +418,11 @@ class engine {
  public:
   // Allocates nothing and registers nothing: that waits for first use.
   engine(const engine_client* client, void* ctx, engine_config config) noexcept;
+  // The key it was made with, until its first revocation (a collect cycle
+  // or drain() over a used engine): engines made later have larger ones
+  // (every thread's, process-wide), so a face may order itself by it before
+  // its first use (pool_resource, for fork()).
+  uint64_t construction_key() const noexcept { return key_.load(std::memory_order_relaxed); }
   ~engine();  // destroys every item cached, in every tier and thread
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
