@@ -15,6 +15,7 @@
 namespace syncpool {
 namespace internal {
 
+namespace {
 // A thread's shard: given out round-robin at its first enlist (one atomic
 // add per thread), so that threads making resources each take their own
 // shard's lock, which stays in their CPU's cache.
@@ -27,6 +28,7 @@ uint32_t this_threads_shard() noexcept {
   if (t_shard == kNoShard) t_shard = g_next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
   return t_shard;
 }
+}  // namespace
 
 struct fork_handlers {
   // One list of participants, by decreasing order, under its own lock; its
