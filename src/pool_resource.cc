@@ -1292,9 +1292,11 @@ void* resource_impl::allocate_young(uint32_t cls) {
   const std::size_t size = kClassBytes[cls];
   const std::size_t align = block_alignment(size);
   const uint32_t tag = this_thread_tag();
-  if (ABSL_PREDICT_FALSE(young_.owner.load(std::memory_order_relaxed) == nullptr)) {
+  if (ABSL_PREDICT_FALSE(young_.owner.load(std::memory_order_relaxed) == nullptr &&
+                         !young_.shared.load(std::memory_order_relaxed))) {
     // Out of the lock: the first call of a process (and of a fork() child)
-    // asks the kernel for membarrier.
+    // asks the kernel for membarrier. (Only while an owner may still be
+    // chosen: a phase shared from the start makes no call per allocation.)
     (void)asymmetric_fence_available();
   }
   bool owned = enter_young();
