@@ -280,7 +280,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool pooled_class(std::size_t bytes, std::si
 }
 
 // The class of a request that pool_resource::table_class() took (a size up
-// to its table's limit, a power-of-two alignment up to kMaxClassAlignment).
+// to its table's limit, a power-of-two alignment up to kMaxClassAlignment):
+// always a chunked class.
+static_assert(kTableLimit <= kLargestChunkedClass);
 inline uint32_t table_class_of(std::size_t bytes, std::size_t alignment) noexcept {
   return kIndexByHalf[((bytes - 1) | (alignment - 1)) >> 1];
 }
@@ -514,9 +516,10 @@ class resource_impl {
   // Bumps the heads from the newest region: false when it has no room.
   ABSL_ATTRIBUTE_NOINLINE bool make_heads() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu);
   void drop_reusable() noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu) { young_.heads = nullptr; }
-  // Pops one and counts it out (nullptr: the list is empty). Out of line:
-  // the bump path stays as short as before (lifetime16 took 10
-  // instructions more a block with it inline).
+  // Pops one and counts it out (nullptr: the list is empty). Out of line in
+  // allocate_young() (under mu, or the phase's first call), where it kept
+  // that function's bump path short (lifetime16 took 10 instructions more
+  // a block with it inline there); the owner's path inlines pop_reusable().
   ABSL_ATTRIBUTE_NOINLINE void* take_reusable(uint32_t cls) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(young_.mu);
   // Its body, inline where a call would cost more (the owner's path, which
   // then sets up no frame).
@@ -1374,22 +1377,19 @@ inline bool resource_impl::free_young_owned(void* p, uint32_t cls) noexcept {
 }
 
 // (young_.over is looked at first, and again in the owner's section: past
-// the phase, a miss costs a load and a branch more than before.)
+// the phase, a miss costs a load and a branch more than before.) No
+// ensure_enlisted() here: a phase has an owner only after allocate_slow()
+// ran, which enlists the resource first (for good: nothing delists it but
+// its destructor), and the owner's paths take no lock the fork handlers do.
 void* resource_impl::allocate_miss(std::size_t bytes, std::size_t alignment) {
   if (!young_.over.load(std::memory_order_relaxed)) {
-    const uint32_t cls = table_class_of(bytes, alignment);
-    if (cls < kChunkedClassCount) {
-      if (void* p = allocate_young_owned(cls)) return p;
-    }
+    if (void* p = allocate_young_owned(table_class_of(bytes, alignment))) return p;
   }
   return allocate_slow(bytes, alignment);
 }
 
 void resource_impl::deallocate_miss(void* p, std::size_t bytes, std::size_t alignment) noexcept {
-  if (!young_.over.load(std::memory_order_relaxed)) {
-    const uint32_t cls = table_class_of(bytes, alignment);
-    if (cls < kChunkedClassCount && free_young_owned(p, cls)) return;
-  }
+  if (!young_.over.load(std::memory_order_relaxed) && free_young_owned(p, table_class_of(bytes, alignment))) return;
   unpoison(p, kClassBytes[table_class_of(bytes, alignment)]);  // deallocate_slow poisons it again
   deallocate_slow(p, bytes, alignment);
 }
