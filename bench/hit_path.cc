@@ -12,6 +12,9 @@
 // a pmr::vector of 15 pmr::strings built in it, both destroyed; "per hit"
 // is then per request, and counts the upstream malloc/free it makes;
 // lifetime16_std: the same request on std::pmr::unsynchronized_pool_resource),
+// lifetime1000 and lifetime1000_std (the same with 999 strings: a request
+// that outgrows pool_resource's young phase, whose classes then set up
+// their thread cache and chunks for one request),
 // batch (compare_allocators' batch/lifo round on one pool_resource: 10,000
 // blocks of 16 B .. 8 KiB allocated, then freed newest first; "per hit" is
 // per round, 10,000 allocations and deallocations), window (compare_allocators'
@@ -93,6 +96,31 @@ HIT_PATH_WORKLOAD lifetime16(bool standard, long n) {
   }
 }
 
+HIT_PATH_WORKLOAD lifetime1000(bool standard, long n) {
+  // Lengths 16..128 from a fixed generator, as the benchmark's own.
+  std::vector<std::size_t> lengths(999);
+  uint64_t x = 1000;
+  for (std::size_t& length : lengths) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    length = 16 + (x >> 33) % 113;
+  }
+  auto request = [&lengths](std::pmr::memory_resource* r) {
+    std::pmr::vector<std::pmr::string> strings(r);
+    strings.reserve(lengths.size());
+    for (const std::size_t length : lengths) strings.emplace_back(length, 'x');
+    asm volatile("" : : "r"(strings.data()) : "memory");
+  };
+  for (long i = 0; i < n; ++i) {
+    if (standard) {
+      std::pmr::unsynchronized_pool_resource pool;
+      request(&pool);
+    } else {
+      syncpool::pool_resource pool;
+      request(&pool);
+    }
+  }
+}
+
 HIT_PATH_WORKLOAD batch(long n) {
   // Sizes log-uniform in [16, 8192), as the benchmark's (its own
   // generator; any fixed one will do for counting).
@@ -141,7 +169,9 @@ HIT_PATH_WORKLOAD window(long n) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: hit_path pair64|pair32k|getput|lifetime16|lifetime16_std|batch|window ITERATIONS\n");
+    std::fprintf(stderr,
+                 "usage: hit_path pair64|pair32k|getput|lifetime16|lifetime16_std|lifetime1000|lifetime1000_std|"
+                 "batch|window ITERATIONS\n");
     return 2;
   }
   const long n = std::atol(argv[2]);
@@ -154,6 +184,8 @@ int main(int argc, char** argv) {
     getput(n);
   } else if (w == "lifetime16" || w == "lifetime16_std") {
     lifetime16(w == "lifetime16_std", n);
+  } else if (w == "lifetime1000" || w == "lifetime1000_std") {
+    lifetime1000(w == "lifetime1000_std", n);
   } else if (w == "batch") {
     batch(n);
   } else if (w == "window") {

@@ -25,8 +25,9 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 # workload:N (operations counted). batch counts rounds of 10,000 blocks and
-# lifetime16 whole requests: fewer of them give the same precision.
-workloads=(pair64:100000 pair32k:100000 getput:100000 lifetime16:1000 lifetime16_std:1000 batch:10 window:100000)
+# lifetime16 and lifetime1000 whole requests: fewer of them give the same precision.
+workloads=(pair64:100000 pair32k:100000 getput:100000 lifetime16:1000 lifetime16_std:1000 lifetime1000:20
+           lifetime1000_std:20 batch:10 window:100000)
 
 work=$(mktemp -d)
 cleanup() {

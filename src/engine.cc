@@ -1245,6 +1245,25 @@ void engine::give(scope& s, uint32_t cls, void* item) noexcept {
   give_shared(cls, item);
 }
 
+void engine::give_n(scope& s, uint32_t cls, void* const* items, std::size_t n) noexcept {
+  std::size_t i = 0;
+  while (i < n) {
+    if (thread_cache* c = s.cache) {
+      class_slots& cs = slots_of(c, cls);
+      const uint32_t count = cs.count();
+      if (count < cs.capacity) {
+        // What give() does for each while there is room, all at once.
+        const auto k = static_cast<uint32_t>(std::min<std::size_t>(n - i, cs.capacity - count));
+        std::memcpy(&cs.items[count], items + i, sizeof(void*) * k);
+        cs.set_count(count + k);
+        i += k;
+        continue;
+      }
+    }
+    give(s, cls, items[i++]);  // makes room (grows, spills), or to the depot
+  }
+}
+
 void engine::flush_this_thread() noexcept {
   thread_state& t = t_thread;
   const uint32_t depth = enter(t);

@@ -1187,7 +1187,7 @@ void* resource_impl::allocate_slow(std::size_t bytes, std::size_t alignment) {
         const std::size_t want = std::min<std::size_t>(engine_.refill_count(s, cls), kMaxSlots);
         const std::size_t n = carve(c, blocks, want);
         p = blocks[0];
-        for (std::size_t i = 1; i < n; ++i) engine_.give(s, cls, blocks[i]);
+        engine_.give_n(s, cls, blocks + 1, n - 1);
       } else {
         p = direct_.allocate(upstream_, arena_, c.block_size, kDirectClassAlignment, /*request=*/false);
         c.upstream_bytes.fetch_add(c.block_size, std::memory_order_relaxed);

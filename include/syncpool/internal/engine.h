@@ -499,6 +499,10 @@ class engine {
   // Caches `item`, spilling as needed; without a cache or memory, into the
   // depot, or back to the face (destroy) as a last resort.
   void give(scope& s, uint32_t cls, void* item) noexcept;
+  // give() of items[0..n), in order; what fits in the slots as they are is
+  // copied in at once (a face's refill: the blocks it made beside the one
+  // it hands out).
+  void give_n(scope& s, uint32_t cls, void* const* items, std::size_t n) noexcept;
   // How many items the face should make at a miss of class `cls` (>= 1):
   // it grows while this thread keeps missing, so that a thread that needs a
   // few items does not get a whole batch.
