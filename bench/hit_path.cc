@@ -74,15 +74,15 @@ HIT_PATH_WORKLOAD getput(long n) {
   }
 }
 
-HIT_PATH_WORKLOAD lifetime16(bool standard, long n) {
-  // The benchmark's lengths come from its own generator; any 16..128 will
-  // do for counting, so these are fixed.
-  static constexpr std::size_t kLengths[15] = {17, 90, 33, 128, 64, 16, 101, 47,
-                                               77, 20, 115, 58, 36, 83, 122};
-  auto request = [](std::pmr::memory_resource* r) {
+// `n` requests, each on a resource of its own (unsynchronized_pool_resource
+// when `standard`): a pmr::vector of pmr::strings of the given lengths,
+// reserved at once. Inline in each workload: their code stays their own.
+template <std::size_t N>
+__attribute__((always_inline)) inline void serve_requests(bool standard, long n, const std::size_t (&lengths)[N]) {
+  auto request = [&lengths](std::pmr::memory_resource* r) {
     std::pmr::vector<std::pmr::string> strings(r);
-    strings.reserve(15);
-    for (const std::size_t length : kLengths) strings.emplace_back(length, 'x');
+    strings.reserve(N);
+    for (const std::size_t length : lengths) strings.emplace_back(length, 'x');
     asm volatile("" : : "r"(strings.data()) : "memory");
   };
   for (long i = 0; i < n; ++i) {
@@ -96,29 +96,23 @@ HIT_PATH_WORKLOAD lifetime16(bool standard, long n) {
   }
 }
 
+HIT_PATH_WORKLOAD lifetime16(bool standard, long n) {
+  // The benchmark's lengths come from its own generator; any 16..128 will
+  // do for counting, so these are fixed.
+  static constexpr std::size_t kLengths[15] = {17, 90, 33, 128, 64, 16, 101, 47,
+                                               77, 20, 115, 58, 36, 83, 122};
+  serve_requests(standard, n, kLengths);
+}
+
 HIT_PATH_WORKLOAD lifetime1000(bool standard, long n) {
   // Lengths 16..128 from a fixed generator, as the benchmark's own.
-  std::vector<std::size_t> lengths(999);
+  static std::size_t lengths[999];
   uint64_t x = 1000;
   for (std::size_t& length : lengths) {
     x = x * 6364136223846793005u + 1442695040888963407u;
     length = 16 + (x >> 33) % 113;
   }
-  auto request = [&lengths](std::pmr::memory_resource* r) {
-    std::pmr::vector<std::pmr::string> strings(r);
-    strings.reserve(lengths.size());
-    for (const std::size_t length : lengths) strings.emplace_back(length, 'x');
-    asm volatile("" : : "r"(strings.data()) : "memory");
-  };
-  for (long i = 0; i < n; ++i) {
-    if (standard) {
-      std::pmr::unsynchronized_pool_resource pool;
-      request(&pool);
-    } else {
-      syncpool::pool_resource pool;
-      request(&pool);
-    }
-  }
+  serve_requests(standard, n, lengths);
 }
 
 HIT_PATH_WORKLOAD batch(long n) {
