@@ -2011,7 +2011,7 @@ pool_resource_stats pool_resource::stats() const { return impl().stats(); }
 // depended on the code around them: a change elsewhere in this file (to the
 // young phase's miss path) moved them and made compare_allocators' pair
 // workload 8% slower, 4.02 -> 4.36 ns on CPU 0 of the EPYC VM, with the
-// same instructions; aligned, 4.01-4.04.
+// same instructions; aligned, 3.98-4.04.
 #if defined(__GNUC__) || defined(__clang__)
 #define SYNCPOOL_LINE_ALIGNED __attribute__((aligned(64)))
 #else
