@@ -12,9 +12,10 @@
 // a pmr::vector of 15 pmr::strings built in it, both destroyed; "per hit"
 // is then per request, and counts the upstream malloc/free it makes;
 // lifetime16_std: the same request on std::pmr::unsynchronized_pool_resource),
-// lifetime1000 and lifetime1000_std (the same with 999 strings: a request
-// that outgrows pool_resource's young phase, whose classes then set up
-// their thread cache and chunks for one request),
+// lifetime1000 and lifetime1000_std (the lifetime request's shape with 999
+// strings, not one of compare_allocators' sizes: a request that outgrows
+// pool_resource's young phase, whose classes then set up their thread cache
+// and chunks for one request),
 // batch (compare_allocators' batch/lifo round on one pool_resource: 10,000
 // blocks of 16 B .. 8 KiB allocated, then freed newest first; "per hit" is
 // per round, 10,000 allocations and deallocations), window (compare_allocators'
@@ -105,7 +106,8 @@ HIT_PATH_WORKLOAD lifetime16(bool standard, long n) {
 }
 
 HIT_PATH_WORKLOAD lifetime1000(bool standard, long n) {
-  // Lengths 16..128 from a fixed generator, as the benchmark's own.
+  // Any fixed lengths of 16..128 will do for counting: these come from a
+  // generator of their own.
   static std::size_t lengths[999];
   uint64_t x = 1000;
   for (std::size_t& length : lengths) {

@@ -12,9 +12,10 @@
 // Why it exists: a resource gives all its memory back at destruction. When
 // that is more than glibc's trim threshold (128 KiB unless a freed mmap'ed
 // block raised it), glibc returns the top of its heap to the kernel, and the
-// next request faults the pages in again; in a process with two running
-// threads each trim is a madvise() that flushes the TLBs of both CPUs
-// (perf: most of the time in flush_tlb_mm_range). Set the threshold higher
+// next request faults the pages in again: a brk() on the main thread's
+// arena, a madvise() on another thread's, and with several threads running
+// each trim also flushes the other CPUs' TLBs (perf of a 2-thread run: most
+// of the time in flush_tlb_mm_range). Set the threshold higher
 // to see the resource without it. Not in compare_allocators: the effect is
 // glibc's, and depends on its thresholds' history in the process.
 
