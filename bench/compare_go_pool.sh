@@ -20,13 +20,9 @@ if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 
-if ! command -v go >/dev/null; then
-  sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  echo "compare_go_pool: installing golang-go" >&2
-  "${sudo[@]}" apt-get update -qq >&2
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >&2
-fi
+# shellcheck source=bench/install_if_missing.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install_if_missing.sh"
+install_if_missing go golang-go compare_go_pool
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

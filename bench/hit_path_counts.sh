@@ -16,13 +16,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 commits=("$@")
 [[ ${#commits[@]} -gt 0 ]] || commits=(HEAD)
 
-if ! command -v valgrind >/dev/null; then
-  sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  echo "hit_path_counts: installing valgrind" >&2
-  "${sudo[@]}" apt-get update -qq >&2
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >&2
-fi
+# shellcheck source=bench/install_if_missing.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install_if_missing.sh"
+install_if_missing valgrind valgrind hit_path_counts
 
 # workload:N (operations counted). batch counts rounds of 10,000 blocks and
 # lifetime16 and lifetime1000 whole requests: fewer of them give the same precision.

@@ -305,10 +305,12 @@ void add_thread_counts(benchmark::internal::Benchmark* b, const bench_config& co
 
 }  // namespace
 
-void register_threaded_workloads(const allocator_row& row, const bench_config& config) {
+void register_threaded_workloads(const allocator_row& row, const bench_config& config, bool balanced_only) {
   const std::string& id = row.id;
   add_thread_counts(add("threads/" + id, [row](benchmark::State& s) { threads_churn(s, row); }),
                     config);
+  add_thread_counts(add("server/" + id, [row](benchmark::State& s) { server(s, row); }), config);
+  if (balanced_only) return;
   const std::pair<const char*, std::size_t> sizes[] = {{"64", 64}, {"1024", 1024}, {"mixed", 0}};
   for (const auto& [name, size] : sizes) {
     add("prodcons/" + id + "/" + name,
@@ -316,7 +318,6 @@ void register_threaded_workloads(const allocator_row& row, const bench_config& c
         ->Threads(2)
         ->UseRealTime();
   }
-  add_thread_counts(add("server/" + id, [row](benchmark::State& s) { server(s, row); }), config);
   for (const int wave : kChurnWaves) {
     add("churn/" + id + "/" + std::to_string(wave), [row, wave](benchmark::State& s) {
       churn(s, row, wave);
