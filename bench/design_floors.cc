@@ -15,13 +15,14 @@
 //                     and mimalloc's pages are): pop and push, nothing else
 //
 // The floors are models, not allocators: blocks come from 64 KiB chunks
-// carved per thread and class and never go back; a block freed by another
-// thread joins that thread's lists; the state is per thread, not per
-// resource (each benchmark's fresh resource reuses what earlier ones
-// freed). Hence only the workloads whose threads free what they allocate
-// are registered: pair, batch, containers, threads and server. Both use
-// pool_resource's size classes (read from stats()), so their blocks are
-// the sizes pool_resource hands out.
+// carved per thread and class and never go back; the state is one per
+// thread for the whole process, not one per resource (a per-instance
+// resource must first find the calling thread's cache for that instance,
+// which a floor skips), and it carries over from one benchmark to the next,
+// where pool_resource starts afresh. Hence one thread only, and only the
+// workloads that stay bounded on one thread: pair, batch, containers,
+// threads and server. Both use pool_resource's size classes (read from
+// stats()), so their blocks are the sizes pool_resource hands out.
 //
 // bench/design_floors.sh runs it alternated with allocator_benchmarks_tcmalloc
 // on the same CPU and prints each row's ratio to tcmalloc's. The floors'
@@ -117,14 +118,15 @@ struct carver {
   }
 };
 
-// The per-class storage of each floor, per thread: pop() (nullptr when
-// empty) and push().
+// The per-class storage of each floor, per thread: empty(), pop() (when
+// not empty) and push().
 struct pointer_stack {  // floor_array
   void** items = nullptr;
   std::size_t count = 0;
   std::size_t capacity = 0;
 
-  void* pop() { return count != 0 ? items[--count] : nullptr; }
+  bool empty() const { return count == 0; }
+  void* pop() { return items[--count]; }
   void push(void* p) {
     if (count == capacity) return grow_and_push(p);  // a tail call: no frame here
     items[count++] = p;
@@ -142,9 +144,10 @@ struct pointer_stack {  // floor_array
 struct free_list {  // floor_intrusive: the link is the free block's first word
   void* head = nullptr;
 
+  bool empty() const { return head == nullptr; }
   void* pop() {
     void* p = head;
-    if (p != nullptr) head = *static_cast<void**>(p);
+    head = *static_cast<void**>(p);
     return p;
   }
   void push(void* p) {
@@ -168,7 +171,8 @@ class floor_resource final : public std::pmr::memory_resource {
     const std::size_t cls = class_of(bytes, alignment);
     if (cls == kNoClass) return allocate_large(bytes, alignment);
     per_thread& t = mine();
-    if (void* p = t.shelves[cls].pop()) return p;
+    Shelf& shelf = t.shelves[cls];
+    if (!shelf.empty()) return shelf.pop();
     return t.chunks.carve(cls, g_class_bytes[cls]);
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
@@ -214,7 +218,10 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   using namespace syncpool_bench;
   read_class_ladder();
-  const bench_config config{default_thread_counts(0), 0};
+  // One thread only: benchmark threads are new threads each run, and a
+  // floor's per-thread state (chunks carved inside the timed region, lists
+  // lost when the thread exits) would measure thread start-up and leak.
+  const bench_config config{{1}, 0};
   static const std::vector<allocator_row> rows = {row<pool_row>("pool_resource"),
                                                   row<floor_row<floor_resource<pointer_stack>>>("floor_array"),
                                                   row<floor_row<floor_resource<free_list>>>("floor_intrusive")};

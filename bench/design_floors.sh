@@ -2,7 +2,8 @@
 # design_floors.sh: pool_resource, the two design floors of
 # bench/design_floors.cc and gperftools' tcmalloc on the same workloads,
 # alternated ROUNDS times (default 5) on CPU 0; prints each row's median
-# time per operation and its ratio to the fastest tcmalloc row.
+# time per operation, the range of the rounds, and the median's ratio to the
+# faster tcmalloc row's.
 #
 #   bench/design_floors.sh [ROUNDS]
 #
@@ -28,10 +29,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for ((i = 1; i <= rounds; ++i)); do
   echo "design_floors.sh: round $i of $rounds" >&2
-  taskset -c 0 bazel-bin/bench/design_floors --benchmark_min_time=0.3 --benchmark_format=csv \
-    --benchmark_filter="$(filter 'pool_resource|floor_array|floor_intrusive')" 2>/dev/null >>"$tmp/runs.csv"
-  taskset -c 0 bazel-bin/bench/allocator_benchmarks_tcmalloc --benchmark_min_time=0.3 --benchmark_format=csv \
-    --benchmark_filter="$(filter 'new_delete_tcmalloc|malloc_free_tcmalloc')" 2>/dev/null >>"$tmp/runs.csv"
+  for run in "design_floors pool_resource|floor_array|floor_intrusive" \
+             "allocator_benchmarks_tcmalloc new_delete_tcmalloc|malloc_free_tcmalloc"; do
+    # (Google Benchmark writes its context to stderr: shown only on failure.)
+    taskset -c 0 "bazel-bin/bench/${run%% *}" --benchmark_min_time=0.3 --benchmark_format=csv \
+      --benchmark_filter="$(filter "${run#* }")" 2>"$tmp/stderr" >>"$tmp/runs.csv" ||
+      { cat "$tmp/stderr" >&2; exit 1; }
+  done
 done
 
 # CSV: "name",iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,...
@@ -45,11 +49,13 @@ awk -F, -v cols="${columns[*]}" '
     v[row, col, ++count[row, col]] = 1e9 / $7
     rows[row] = 1
   }
+  # The median of the rounds of a cell (-1: none), and their range in lo, hi.
   function median(row, col,   m, i, j, t, a) {
     m = count[row, col]
     if (m == 0) return -1
     for (i = 1; i <= m; ++i) a[i] = v[row, col, i]
     for (i = 2; i <= m; ++i) for (j = i; j > 1 && a[j - 1] > a[j]; --j) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    lo = a[1]; hi = a[m]
     return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
   }
   END {
@@ -68,10 +74,10 @@ awk -F, -v cols="${columns[*]}" '
       for (j = 1; j <= nc; ++j) {
         m = median(order[r], c[j])
         if (m < 0) printf " - |"
-        else if (best[j] < 0) printf " %.3g |", m
-        else printf " %.3g (%.2fx) |", m, m / best[j]
+        else if (best[j] < 0) printf " %.3g [%.3g-%.3g] |", m, lo, hi
+        else printf " %.3g [%.3g-%.3g] (%.2fx) |", m, lo, hi, m / best[j]
       }
       printf "\n"
     }
-    printf "\nns per operation, median of the rounds; in brackets, the ratio to the faster tcmalloc row.\n"
+    printf "\nns per operation: median [min-max] of the rounds, and the ratio of the median to the faster tcmalloc row.\n"
   }' "$tmp/runs.csv"

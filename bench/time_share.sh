@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # time_share.sh: where a benchmark's time goes, from perf's samples: the
-# benchmark's own code, everything else in user space (the allocator and
-# what it calls: libstdc++'s new_delete_resource, libc), and the kernel.
+# allocator (syncpool's code, the mallocs' functions, operator new and
+# delete, libstdc++'s pmr resources and the harness's glue to them), the
+# rest of user space (the benchmark's own code, the containers' code, memcpy,
+# symbols perf cannot name) and the kernel.
 #
 #   bench/time_share.sh REGEX [SECONDS]
 #
@@ -11,10 +13,10 @@
 # benchmarks on CPU 0.
 #
 # Why: an allocator's speed bounds a workload only through its share of the
-# time. The benchmark's own share also moves with the allocator: its first
-# touch of a block it is handed misses the cache unless the allocator's own
-# code touched that block already (an intrusive free list reads it to pop
-# it), so compare the sums, not the allocator columns alone.
+# time. The rest also moves with the allocator: the benchmark's first touch
+# of a block it is handed misses the cache unless the allocator's own code
+# touched that block already (an intrusive free list reads it to pop it), so
+# compare rows' totals, not their allocator columns alone.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +33,7 @@ cd "$root"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-printf '| benchmark | ns per iteration | benchmark code | allocator and libraries | kernel |\n'
+printf '| benchmark | ns per iteration | allocator | rest of user space | kernel |\n'
 printf '| :-- | --: | --: | --: | --: |\n'
 for flavour in glibc mimalloc jemalloc tcmalloc; do
   bin=bazel-bin/bench/allocator_benchmarks_$flavour
@@ -41,15 +43,22 @@ for flavour in glibc mimalloc jemalloc tcmalloc; do
     [[ $name == *threads:* && $name != *threads:1 ]] || pin=(taskset -c 0)
     ns=$("${pin[@]}" perf record -q -o "$tmp/perf.data" "$bin" --benchmark_filter="^${name}\$" \
            --benchmark_min_time="$seconds" 2>/dev/null | awk -v n="$name" '$1 == n {print $2}')
-    # Per symbol: the share, then [.] (user) or [k] (kernel), then the name.
-    perf report -i "$tmp/perf.data" --no-children --sort sym --stdio 2>/dev/null |
+    # Per symbol: the share, the DSO, [.] (user) or [k] (kernel), the name.
+    # The allocator: syncpool's code, the mallocs' libraries and functions,
+    # operator new and delete, libstdc++'s pmr resources and the harness's
+    # glue to them (bench/malloc_resource.h, bench/counting_resource.h).
+    perf report -i "$tmp/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null |
       awk -v n="$name" -v ns="$ns" '
         /^ *[0-9.]+%/ {
           p = $1; sub("%", "", p)
-          if ($2 == "[k]") k += p
-          else if ($0 ~ /syncpool_bench|benchmark::/) b += p
-          else a += p
+          dso = $2; sym = $0; sub(/^.*\[[.k]\] /, "", sym)
+          if ($3 == "[k]") k += p
+          else if (dso ~ /libtcmalloc|libjemalloc|libmimalloc/ ||
+                   (sym ~ /syncpool::/ && sym !~ /syncpool_bench::internal/) ||
+                   sym ~ /malloc_free_resource|counting_resource|std::pmr::|operator new|operator delete/ ||
+                   sym ~ /^(malloc|free|calloc|realloc|cfree|aligned_alloc|posix_memalign|_int_malloc|_int_free|_int_memalign|__libc_malloc|__libc_free|malloc_consolidate|sysmalloc|tcache_[a-z_]*|unlink_chunk|mi_[a-z_]*|_mi_[a-z_]*|je_[a-z_]*|tc_[a-z_]*)( |$)/) a += p
+          else r += p
         }
-        END { printf "| `%s` | %s | %.1f%% | %.1f%% | %.1f%% |\n", n, ns, b, a, k }'
+        END { printf "| `%s` | %s | %.1f%% | %.1f%% | %.1f%% |\n", n, ns, a, r, k }'
   done < <("$bin" --benchmark_list_tests 2>/dev/null | grep -E -- "$regex" || true)
 done

@@ -120,9 +120,10 @@ void set_registering_row(const allocator_row* row);  // for add(); nullptr: none
 void register_single_thread_workloads(const allocator_row& row);  // workloads.cc
 void register_lifetime_workloads(const allocator_row& row, const bench_config& config);       // lifetime_workloads.cc
 // With `balanced_only`, only threads and server, whose threads free about
-// what they allocate: for rows that model a per-thread cache with no way
-// back for a block freed by another thread (bench/design_floors.cc), where
-// prodcons, churn and idle would grow without bound.
+// what they allocate and outlive the work: for rows that model a per-thread
+// cache with nothing shared (bench/design_floors.cc), which grow without
+// bound in prodcons (blocks go one way) and churn and idle (threads exit
+// with their lists).
 void register_threaded_workloads(const allocator_row& row,        // threaded_workloads.cc
                                  const bench_config& config, bool balanced_only = false);
 

@@ -85,8 +85,8 @@
 //     consistent. A null pointer reaching do_deallocate does nothing, as
 //     free(nullptr); but memory_resource::deallocate(nullptr, n) is outside
 //     the standard's contract (libstdc++ 12 declares the pointer nonnull, so
-//     UBSan reports the call and the compiler may assume it away): do not
-//     rely on it.
+//     UBSan reports the call, and where the call is inlined the compiler
+//     may drop do_deallocate's null test): do not rely on it.
 //   - Each thread caches at most `thread_cache_bytes` (default 4 MiB) of
 //     free blocks per resource, all classes together. A thread starts at
 //     64 KiB (or thread_cache_bytes, if smaller) and doubles its budget when
