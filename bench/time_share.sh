@@ -3,7 +3,9 @@
 # allocator (syncpool's code, the mallocs' functions, operator new and
 # delete, libstdc++'s pmr resources and the harness's glue to them), the
 # rest of user space (the benchmark's own code, the containers' code, memcpy,
-# symbols perf cannot name) and the kernel.
+# symbols perf cannot name: Debian's libstdc++ is stripped, so the internals
+# of new_delete_resource land here, and a `via new_delete_resource` row's
+# allocator share is a lower bound) and the kernel.
 #
 #   bench/time_share.sh REGEX [SECONDS]
 #
