@@ -25,8 +25,8 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <new>
 
