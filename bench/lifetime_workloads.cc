@@ -4,6 +4,9 @@
 // resources, each holding one small block).
 
 #include <benchmark/benchmark.h>
+#if defined(__GLIBC__)
+#include <malloc.h>  // mallopt
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -81,7 +84,36 @@ void requests(benchmark::State& state, const allocator_row& row) {
 
 constexpr std::size_t kResourceCounts[] = {1000, 10000};
 
+// glibc gives its heap's top back to the kernel (brk) whenever a free
+// leaves more than 128 KiB free there, if that free merged a chunk of 64 KiB
+// or more. Destroying a thousand resources in the order they were made
+// merges them into one such chunk, unless the few chunks glibc's per-thread
+// cache keeps happen to lie at the top: then nothing is trimmed. So each
+// round either faults every page of the next thousand resources back in,
+// or not, by where glibc's cache happened to hold chunks. That decided the
+// column: in the README's run at 61b7dd7, pool_resource took 3,127 ns per
+// resource and unsynchronized_pool_resource 321 at 1,000 live, 4,113 and
+// 6,139 at 10,000 (about 330 pages a round per 1,000 resources, some 9 us
+// each on that VM); with trimming off (compare_allocators --filter
+// resources/ at 90749fb + this change, same VM) 196 and 334 at 1,000, 205
+// and 610 at 10,000. So the rows are compared with glibc's automatic
+// trimming off while this workload runs; the memory figures are read while
+// all resources live, which trimming does not change.
+class glibc_trim_off {
+ public:
+#if defined(__GLIBC__)
+  glibc_trim_off() { mallopt(M_TRIM_THRESHOLD, kNever); }
+  // glibc's default threshold again (its dynamic adjustment stays off).
+  ~glibc_trim_off() { mallopt(M_TRIM_THRESHOLD, kDefault); }
+
+ private:
+  static constexpr int kNever = 1 << 30;
+  static constexpr int kDefault = 128 * 1024;
+#endif
+};
+
 void resources(benchmark::State& state, const allocator_row& row, std::size_t count) {
+  const glibc_trim_off trim_off;
   begin_memory();
   std::vector<std::unique_ptr<bench_resource>> live;
   std::vector<void*> blocks;
