@@ -733,6 +733,16 @@ bool engine::cover_class(thread_cache* c, uint32_t cls) noexcept {
   const std::size_t bytes = sizeof(class_slots) * want;
   void* mem = client_->meta_alloc(ctx_, bytes, kMetaAlignment);
   if (mem == nullptr) return false;
+  // The face's memory may have come from its upstream, and an upstream may
+  // call back into this engine on this thread (a deallocate of blocks of
+  // other classes, when it gives memory back to a resource over it): that
+  // call may have widened the range meanwhile, past [lo, hi). Then the
+  // copy below would write past the new table: start again from the range
+  // as it is now.
+  if (c->base < lo || c->base + c->nclasses > hi) {
+    client_->meta_free(ctx_, mem, bytes, kMetaAlignment);
+    return cls - c->base < c->nclasses || cover_class(c, cls);
+  }
   auto* table = static_cast<class_slots*>(mem);
   for (uint32_t i = 0; i < want; ++i) {
     new (&table[i]) class_slots;
@@ -788,7 +798,10 @@ bool engine::make_room_in_array(thread_cache* c, uint32_t cls) noexcept {
   const uint32_t most = one_way(cs) ? std::min(cap, one_way_batch(c, cls)) : cap;
   if (cs.capacity >= most) return false;
   const uint32_t want = cs.capacity == 0 ? std::min<uint32_t>(most, 4) : std::min<uint32_t>(most, cs.capacity * 2);
-  return grow_slots(c, cls, want) && cs.count() < cs.capacity;
+  if (!grow_slots(c, cls, want)) return false;
+  // (Read again: grow_slots may have called out, and the table moved.)
+  const class_slots& now = slots_of(c, cls);
+  return now.count() < now.capacity;
 }
 
 bool engine::grow_slots(thread_cache* c, uint32_t cls, uint32_t want) noexcept {
@@ -828,38 +841,51 @@ bool engine::grow_slots(thread_cache* c, uint32_t cls, uint32_t want) noexcept {
       }
     }
   }
-  uint32_t granted = want;
-  if (w != 0) {
+  // What this class may grow to, from the state as it is now. Every call
+  // out of the engine (release_share() above, new_batch() below) may reach
+  // the face's upstream, and an upstream may call back into syncpool on
+  // this thread: a deallocate of a class this cache does not cover yet
+  // moves the class table (cover_class), and flush_thread_cache() or a
+  // revalidation empties the slots. So `cs` is looked up again after each.
+  auto grant = [&](const class_slots& now) {
+    if (w == 0) return want;
     const uint64_t room = c->budget - std::min(c->budget, c->reserved);
-    granted = cs.capacity + static_cast<uint32_t>(std::min<uint64_t>(want - cs.capacity, room / w));
-  }
-  if (granted <= cs.capacity) return false;
-  if (cs.array < granted) {
+    return now.capacity + static_cast<uint32_t>(std::min<uint64_t>(want - std::min<uint32_t>(want, now.capacity), room / w));
+  };
+  class_slots* now = &slots_of(c, cls);
+  const uint32_t first = grant(*now);
+  if (first <= now->capacity) return false;
+  if (now->array < first) {
     // Arrays double (`want`), whatever share they hold now.
     batch* b = new_batch(c, want);
     if (b == nullptr) return false;
-    // new_batch may have asked upstream, which may have called back into
-    // syncpool (flush_thread_cache(), say): read the slots only now.
-    const uint32_t now = cs.count();
-    batch* old = nullptr;
-    if (cs.items != nullptr) {
-      std::memcpy(b->items, cs.items, sizeof(void*) * now);
-      old = batch::of_items(cs.items);
+    now = &slots_of(c, cls);
+    if (now->array >= want) {
+      keep_spare(c, b);  // a call back into this engine grew the array meanwhile
+    } else {
+      batch* old = nullptr;
+      if (now->items != nullptr) {
+        std::memcpy(b->items, now->items, sizeof(void*) * now->count());
+        old = batch::of_items(now->items);
+      }
+      now->items = b->items;
+      now->array = static_cast<uint16_t>(want);
+      if (old != nullptr) free_batch(old);
     }
-    cs.items = b->items;
-    cs.array = static_cast<uint16_t>(want);
-    if (old != nullptr) free_batch(old);
   }
-  c->reserved += uint64_t{granted - cs.capacity} * w;
-  cs.capacity = static_cast<uint16_t>(granted);
+  const uint32_t granted = std::min<uint32_t>(grant(*now), now->array);
+  if (granted <= now->capacity) return false;
+  c->reserved += uint64_t{granted - now->capacity} * w;
+  now->capacity = static_cast<uint16_t>(granted);
   return true;
 }
 
 bool engine::release_share(thread_cache* c, uint32_t cls) noexcept {
-  class_slots& cs = slots_of(c, cls);
-  while (cs.count() != 0) {
+  // (Looked up after each spill: see grow_slots.)
+  while (slots_of(c, cls).count() != 0) {
     if (!spill(c, cls, /*all=*/true)) return false;
   }
+  class_slots& cs = slots_of(c, cls);
   c->reserved -= uint64_t{cs.capacity} * cs.weight;
   cs.capacity = 0;
   return true;

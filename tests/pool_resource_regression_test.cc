@@ -11,14 +11,17 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <memory_resource>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "syncpool/collect.h"
+#include "syncpool/internal/engine.h"
 #include "syncpool/pool_resource.h"
 #include "tests/test_resources.h"
 
@@ -318,6 +321,108 @@ TEST_F(PoolResourceRegression, ChunkFreeListLinksAreNotAccessedMisaligned) {
   EXPECT_EXIT(
       {
         free_list_of_small_odd_classes();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// --- Bug 7 (all builds; caught reliably by ASan) ---------------------------
+// An upstream may call back into syncpool on the calling thread: the
+// resource over a pool_resource gives it blocks back when a collect() runs
+// from inside an upstream call (found by a probe with nested resources and
+// an upstream that collects). The engine's slow paths held a reference to
+// the thread's class table, or its range, across their calls for memory:
+//   - engine::cover_class copied the old table into a new one sized for
+//     the range it saw before asking for memory; a call back that covered
+//     a class outside that range (a deallocate of another thread's block)
+//     had widened the table meanwhile, and the copy wrote past the new one;
+//   - engine::grow_slots (after new_batch), make_room_in_array (after
+//     grow_slots) and release_share (after each spill) kept using the old
+//     table, which that call back had freed.
+// The upstream here gives another thread's blocks back to the resource at
+// its k-th call from a point on, for every k, while this thread's cache
+// walks up (or down) the classes, so that some of those calls come from
+// inside cover_class and grow_slots, whatever the arena's slab sizes.
+
+class calling_back_upstream : public counting_resource {
+ public:
+  enum action { give_back = 1, flush = 2, collect = 4 };
+  void arm(std::pmr::memory_resource* target, std::vector<std::pair<void*, std::size_t>> blocks, int k,
+           int actions) {
+    target_ = target;
+    blocks_ = std::move(blocks);
+    countdown_ = k;
+    actions_ = actions;
+  }
+  std::vector<std::pair<void*, std::size_t>> take_back() { return std::move(blocks_); }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (countdown_ > 0 && --countdown_ == 0) {
+      if ((actions_ & give_back) != 0) {
+        for (auto [p, n] : blocks_) target_->deallocate(p, n);
+        blocks_.clear();
+      }
+      if ((actions_ & flush) != 0) syncpool::flush_thread_cache();
+      if ((actions_ & collect) != 0) syncpool::collect();
+    }
+    return counting_resource::do_allocate(bytes, alignment);
+  }
+
+ private:
+  std::pmr::memory_resource* target_ = nullptr;
+  std::vector<std::pair<void*, std::size_t>> blocks_;
+  int countdown_ = 0;
+  int actions_ = 0;
+};
+
+void upstream_calls_back_while_the_class_table_grows() {
+  using action = calling_back_upstream::action;
+  for (const int actions : {int{action::give_back}, action::give_back | action::flush,
+                            action::give_back | action::collect}) {
+    for (const bool down : {false, true}) {
+      for (int k = 1; k <= 64; ++k) {
+        calling_back_upstream up;
+        {
+          pool_resource pool(&up);
+          syncpool::internal::testing_hooks::end_young_phase(pool);
+          // Blocks of classes at the far end of this thread's walk, from a
+          // thread that stays alive (so that this one does not take its
+          // cache over, with those classes covered).
+          std::vector<std::pair<void*, std::size_t>> far;
+          std::promise<void> ready;
+          std::promise<void> done;
+          std::thread other([&] {
+            for (const std::size_t n : down ? std::vector<std::size_t>{8, 16, 24}
+                                            : std::vector<std::size_t>{2048, 3072, 4096}) {
+              far.emplace_back(pool.allocate(n), n);
+            }
+            ready.set_value();
+            done.get_future().wait();
+          });
+          ready.get_future().wait();
+          up.arm(&pool, far, k, actions);
+          std::vector<std::pair<void*, std::size_t>> mine;
+          for (std::size_t i = 0; i < 128; ++i) {
+            const std::size_t n = down ? 1024 - 8 * i : 8 + 8 * i;
+            mine.emplace_back(pool.allocate(n), n);
+            std::memset(mine.back().first, 0x5A, n);
+          }
+          for (auto [p, n] : mine) pool.deallocate(p, n);
+          for (auto [p, n] : up.take_back()) pool.deallocate(p, n);
+          done.set_value();
+          other.join();
+        }
+        if (up.live_bytes() != 0 || !up.errors().empty()) std::abort();
+      }
+    }
+  }
+}
+
+TEST_F(PoolResourceRegression, AnUpstreamThatCallsBackWhileTheClassTableGrows) {
+  EXPECT_EXIT(
+      {
+        upstream_calls_back_while_the_class_table_grows();
         std::exit(0);
       },
       ::testing::ExitedWithCode(0), "");
