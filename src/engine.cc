@@ -1332,7 +1332,20 @@ void engine::give_n(scope& s, uint32_t cls, void* const* items, std::size_t n) n
   }
 }
 
+namespace {
+// Set while this thread flushes a cache. A flush spills, a spill may ask the
+// face for a batch, the face its upstream, and an upstream may flush this
+// thread's caches (to give memory back when it is short): that flush would
+// spill the same class again, and so on until the stack ran out. A flush
+// from inside a flush does nothing instead.
+thread_local constinit bool t_flushing = false;
+}  // namespace
+
 void engine::flush_this_thread() noexcept {
+  // (Its spills may need batches from the face's upstream: not from inside
+  // another resource's upstream call, see may_call_out().)
+  if (t_flushing || !may_call_out()) return;
+  t_flushing = true;
   thread_state& t = t_thread;
   const uint32_t depth = enter(t);
   const uint64_t key = load_key();
@@ -1344,6 +1357,7 @@ void engine::flush_this_thread() noexcept {
     for (uint32_t i = 0; i < c->nclasses; ++i) release_share(c, c->base + i);
   }
   leave(t, depth);
+  t_flushing = false;
 }
 
 // ---------------------------------------------------------------------------
@@ -1481,10 +1495,35 @@ void collect_all() noexcept {
     const engine_client* client = e->client_;
     void* ctx = e->ctx_;
     e->free_caches(r.to_free);
+    if (!e->may_call_out()) {
+      // From inside an upstream call (a callback of another resource's
+      // upstream): this pass only ages; the next one destroys.
+      e->keep_as_victims(r.dead.release());
+      reg.unpin(f);
+      continue;
+    }
     engine::destroy_chain(client, ctx, r.dead.release());
     // `e` may be gone now (then f.e == nullptr).
     if (f.e != nullptr && client->after_collect != nullptr) client->after_collect(ctx);
     reg.unpin(f);
+  }
+}
+
+void engine::keep_as_victims(batch* b) noexcept {
+  while (b != nullptr) {
+    batch* next = b->next;
+    const auto cls = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(b->origin));
+    b->next = nullptr;
+    b->origin = nullptr;
+    if (b->count == 0) {
+      free_batch(b);
+    } else {
+      class_shared* sh = shared(cls);
+      spin_lock_guard slock(sh->mu);
+      sh->victim.push(b);
+      class_shared::add_locked(sh->available, b->count);
+    }
+    b = next;
   }
 }
 
@@ -1525,6 +1564,11 @@ void engine::collect() {
     }
   }
   free_caches(r.to_free);
+  if (!may_call_out()) {
+    keep_as_victims(r.dead.release());  // as in collect_all()
+    reg.unpin(f);
+    return;
+  }
   destroy_chain(client, ctx, r.dead.release());
   // From here `this` may be gone (an item destroyed above owned it).
   if (f.e != nullptr && client->after_collect != nullptr) client->after_collect(ctx);

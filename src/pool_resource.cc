@@ -413,6 +413,7 @@ class resource_impl {
   static void* meta_alloc(void* ctx, std::size_t bytes, std::size_t alignment) noexcept;
   static void meta_free(void* ctx, void* p, std::size_t bytes, std::size_t alignment) noexcept;
   static void after_collect(void* ctx) noexcept;
+  static bool may_call_out(const void* ctx) noexcept;
 
   // The class serving (bytes, alignment), or nullptr when the request goes
   // straight to upstream.
@@ -709,6 +710,7 @@ const engine_client resource_impl::kClient = {
     &resource_impl::destroy_items, &resource_impl::shared_of, &resource_impl::classes_in_use,
     &resource_impl::capacity_of,   &resource_impl::batch_of,  &resource_impl::weight_of,
     &resource_impl::meta_alloc,    &resource_impl::meta_free, &resource_impl::after_collect,
+    &resource_impl::may_call_out,
 };
 
 // ---------------------------------------------------------------------------
@@ -761,6 +763,10 @@ void resource_impl::meta_free(void* ctx, void* p, std::size_t bytes, std::size_t
 }
 
 void resource_impl::after_collect(void* ctx) noexcept { static_cast<resource_impl*>(ctx)->try_reset(); }
+
+bool resource_impl::may_call_out(const void* ctx) noexcept {
+  return static_cast<const resource_impl*>(ctx)->upstream_.may_call_now();
+}
 
 // ---------------------------------------------------------------------------
 // classes

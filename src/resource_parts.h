@@ -86,17 +86,48 @@ class serialized_upstream {
   void* allocate(std::size_t bytes, std::size_t alignment) {
     if (thread_safe()) return r_->allocate(bytes, alignment);
     recursive_lock_guard lock(mu_);
+    const call_frame frame(this);
     return r_->allocate(bytes, alignment);
   }
   void deallocate(void* p, std::size_t bytes, std::size_t alignment) noexcept {
     if (thread_safe()) return r_->deallocate(p, bytes, alignment);
     recursive_lock_guard lock(mu_);
+    const call_frame frame(this);
     r_->deallocate(p, bytes, alignment);
   }
   std::pmr::memory_resource* resource() const noexcept { return r_; }
   recursive_mutex& mu() noexcept { return mu_; }
 
+  // Whether the calling thread may call this upstream now without waiting
+  // for a thread that may wait for it: it is inside no resource's locked
+  // upstream call, or inside this one's (the lock is recursive), or this
+  // upstream takes no lock. A thread inside resource B's upstream call that
+  // runs a callback into syncpool (collect() when the upstream is short)
+  // must not wait for resource A's upstream lock: another thread may hold
+  // A's and be on its way into B (A over B, directly or through a wrapper),
+  // and with a callback into A from B's upstream on a second thread, the
+  // two waited for each other (a probe found it, 2 threads, nested
+  // resources, collect() in both upstreams).
+  bool may_call_now() const noexcept {
+    if (thread_safe() || t_frames == nullptr) return true;
+    for (const call_frame* f = t_frames; f != nullptr; f = f->next) {
+      if (f->up == this) return true;
+    }
+    return false;
+  }
+
  private:
+  // The locked upstream calls the thread is inside, innermost first.
+  struct call_frame {
+    explicit call_frame(const serialized_upstream* u) noexcept : up(u), next(t_frames) { t_frames = this; }
+    ~call_frame() { t_frames = next; }
+    call_frame(const call_frame&) = delete;
+    call_frame& operator=(const call_frame&) = delete;
+    const serialized_upstream* const up;
+    const call_frame* const next;
+  };
+  static inline thread_local constinit const call_frame* t_frames = nullptr;
+
   // Asked each call, not stored: a resource's size is fixed by its ABI.
   // Under ASan the lock stays: GCC 12's ASan allocator takes no locks
   // around fork(), so a child forked while another thread is inside

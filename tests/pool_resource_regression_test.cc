@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <memory>
 #include <memory_resource>
@@ -423,6 +424,116 @@ TEST_F(PoolResourceRegression, AnUpstreamThatCallsBackWhileTheClassTableGrows) {
   EXPECT_EXIT(
       {
         upstream_calls_back_while_the_class_table_grows();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// --- Bug 8 (all builds) ------------------------------------------------------
+// An upstream that calls syncpool::flush_thread_cache() from its allocate()
+// (to get memory back when it runs short) made a flush recurse until the
+// stack ran out: a spill needs a batch, the batch memory from upstream,
+// whose flush spilled the same class again (found by a probe).
+
+class flushing_upstream : public counting_resource {
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    syncpool::flush_thread_cache();
+    return counting_resource::do_allocate(bytes, alignment);
+  }
+};
+
+void upstream_that_flushes() {
+  flushing_upstream up;
+  {
+    pool_resource pool(&up);
+    std::vector<void*> v;
+    for (int i = 0; i < 2000; ++i) v.push_back(pool.allocate(32));
+    for (void* p : v) pool.deallocate(p, 32);  // the cache fills and spills
+  }
+  if (up.live_bytes() != 0 || !up.errors().empty()) std::abort();
+}
+
+TEST_F(PoolResourceRegression, AnUpstreamThatFlushesInAllocateDoesNotRecurse) {
+  EXPECT_EXIT(
+      {
+        upstream_that_flushes();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// --- Bug 9 (all builds) ------------------------------------------------------
+// Two threads, `outer` over a wrapper over `inner`, both upstreams calling
+// back into syncpool (found by a probe, about one run in three). Thread A
+// is inside outer's upstream call (outer's upstream lock held) and on its
+// way into inner's; thread B is inside inner's upstream call (inner's lock
+// held), whose collect() destroyed outer's dead blocks and so waited for
+// outer's lock. Now a collect pass run from inside an upstream call only
+// ages the resources whose upstream lock the thread does not hold already;
+// a later pass destroys what died.
+
+class hooked_upstream : public counting_resource {
+ public:
+  using counting_resource::counting_resource;
+  void set_allocate_hook(std::function<void()> hook) { hook_ = std::move(hook); }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (std::function<void()> hook = std::exchange(hook_, nullptr)) hook();
+    return counting_resource::do_allocate(bytes, alignment);
+  }
+
+ private:
+  std::function<void()> hook_;
+};
+
+void collect_in_an_inner_upstream_while_an_outer_one_waits() {
+  // A watchdog: at the bug, both threads wait for each other for good.
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(20));
+    std::_Exit(3);
+  }).detach();
+  constexpr std::size_t kDirect = std::size_t{1} << 24;  // past every class: one upstream call each
+  hooked_upstream bottom;
+  {
+    pool_resource inner(&bottom);
+    hooked_upstream wrapper(&inner);
+    {
+      pool_resource outer(&wrapper);
+      // A block of outer's that a second cycle finds dead: destroying it
+      // takes outer's upstream lock.
+      outer.deallocate(outer.allocate(8192), 8192);
+      syncpool::collect();
+      std::promise<void> b_in_inner;
+      std::promise<void> a_in_outer;
+      bottom.set_allocate_hook([&] {
+        b_in_inner.set_value();
+        a_in_outer.get_future().wait();
+        syncpool::collect();  // inner's upstream lock held
+      });
+      wrapper.set_allocate_hook([&] {
+        b_in_inner.get_future().wait();
+        a_in_outer.set_value();
+        inner.deallocate(inner.allocate(kDirect), kDirect);  // outer's upstream lock held
+      });
+      std::thread b([&] { inner.deallocate(inner.allocate(kDirect), kDirect); });
+      std::thread a([&] { outer.deallocate(outer.allocate(kDirect), kDirect); });
+      a.join();
+      b.join();
+      // What the callback's pass kept, a pass from here destroys.
+      syncpool::collect();
+      syncpool::collect();
+      if (outer.stats().total.upstream_bytes != 0) std::abort();
+    }
+  }
+  if (bottom.live_bytes() != 0 || !bottom.errors().empty()) std::abort();
+}
+
+TEST_F(PoolResourceRegression, ACollectInsideAnUpstreamCallDoesNotWaitForAnotherResourcesUpstream) {
+  EXPECT_EXIT(
+      {
+        collect_in_an_inner_upstream_while_an_outer_one_waits();
         std::exit(0);
       },
       ::testing::ExitedWithCode(0), "");

@@ -324,7 +324,8 @@ class pool {
   }
   static constexpr internal::engine_client kClient = {&destroy_objects, &shared_of, &classes_in_use,
                                                       &capacity_of,     &batch_of,  &weight_of,
-                                                      &meta_alloc,      &meta_free, nullptr};
+                                                      &meta_alloc,      &meta_free, nullptr,
+                                                      nullptr};
 
   friend struct internal::testing_hooks;
 

@@ -72,7 +72,13 @@
 //     new_delete_resource(), thread-safe by the standard, skip the lock.)
 //   - The upstream may call back into syncpool from its allocate() (e.g.
 //     syncpool::collect() and retry when it runs short); what that gives
-//     back reaches it re-entrantly, on the same thread.
+//     back reaches it re-entrantly, on the same thread. Such a collect()
+//     gives back at once only what the resources whose upstream calls the
+//     thread is inside (and those whose upstream is new_delete_resource())
+//     hold; the others age as in any cycle and give back at a later one
+//     (waiting for their upstream locks there could deadlock with a thread
+//     on its way from one of them into this one). A flush_thread_cache()
+//     there flushes those same resources only.
 //   - Every power-of-two alignment is honoured for every size.
 //   - Requests above `largest_required_pool_block`, and alignments no class
 //     serves, go to upstream unchanged (same bytes, same alignment); the

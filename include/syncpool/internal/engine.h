@@ -340,6 +340,12 @@ struct engine_client {
   // Runs after a collect pass over the engine, with no lock held (nullptr:
   // nothing to do); pool_resource gives back what it holds when idle.
   void (*after_collect)(void* ctx) noexcept;
+  // Whether destroy, after_collect and the memory a flush spills into may
+  // reach the face's upstream from the calling thread now (nullptr:
+  // always). When not, a collect pass keeps what died as victims for a
+  // later pass, and a flush leaves this engine's cache as it is: see
+  // serialized_upstream::may_call_now() for why.
+  bool (*may_call_out)(const void* ctx) noexcept;
 };
 
 inline constexpr uint32_t kMaxClasses = 128;
@@ -715,6 +721,12 @@ class engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void destroy_chain(const engine_client* client, void* ctx, batch* b) noexcept;
   void free_caches(thread_cache* list) noexcept;
+  // The face may reach its upstream from this thread now (engine_client::
+  // may_call_out).
+  bool may_call_out() const noexcept { return client_->may_call_out == nullptr || client_->may_call_out(ctx_); }
+  // What a collect pass found dead, back to the victims (the face may not
+  // destroy it from this thread now): a later pass destroys it.
+  void keep_as_victims(batch* b) noexcept;
 
   // Read on every call: first.
   std::atomic<uint64_t> key_;
