@@ -96,9 +96,15 @@ constexpr std::size_t kResourceCounts[] = {1000, 10000};
 // 6,139 at 10,000 (about 330 pages a round per 1,000 resources, some 9 us
 // each on that VM); with trimming off (compare_allocators --filter
 // resources/ at 90749fb + this change, same VM) 196 and 334 at 1,000, 205
-// and 610 at 10,000. So the rows are compared with glibc's automatic
-// trimming off while this workload runs; the memory figures are read while
-// all resources live, which trimming does not change.
+// and 610 at 10,000; the same code at 725cd40 took 3.1-3.3 ms per 1,000
+// resources with trimming on and 0.24-0.30 ms with it off (GLIBC_TUNABLES).
+// So the rows are compared with glibc's automatic trimming off while this
+// workload runs; the memory figures are read while all resources live,
+// which trimming does not change. mallopt() also turns glibc's dynamic mmap
+// threshold off for the rest of the process, and the restore sets glibc's
+// default, not what MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES asked for:
+// later benchmarks in the same process run on that glibc. compare_allocators
+// runs each benchmark in a process of its own.
 class glibc_trim_off {
  public:
 #if defined(__GLIBC__)

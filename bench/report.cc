@@ -73,9 +73,10 @@ constexpr workload_info kWorkloads[] = {
     {"resources", "resources: many live resources, each holding one 64-byte block",
      "ns per resource constructed, used for one 64-byte block, freed and destroyed; column "
      "= live resources at once. Their memory is under Memory. glibc's automatic heap trimming "
-     "is off in these runs: with it on, destroying the resources in the order they were made "
-     "could hand the heap's top to the kernel every round, or not, by where glibc's cache "
-     "held chunks, and that decided the column (3-10x; bench/lifetime_workloads.cc)",
+     "is off in these runs (where glibc's malloc is the upstream): with it on, destroying the "
+     "resources in the order they were made could hand the heap's top to the kernel every "
+     "round, or not, by where glibc's cache held chunks, and that decided the column (the "
+     "same pool_resource code took 10-14x as long with it on, at 725cd40; bench/lifetime_workloads.cc)",
      "pool_resource", " live", "live resources", timing::one_thread, false},
     {"threads", "threads: every thread churns on one shared resource",
      "wall-clock ns per block freed + allocated, all threads together (a window of 256 "

@@ -1354,7 +1354,13 @@ void engine::flush_this_thread() noexcept {
     thread_cache* c = entry.cache.load(std::memory_order_relaxed);
     // Each class's share of the budget goes too: what the thread does next
     // asks for room afresh.
-    for (uint32_t i = 0; i < c->nclasses; ++i) release_share(c, c->base + i);
+    // By class, not by index: a spill may call out, and a call back may
+    // move the table's base (the classes it adds are not flushed).
+    const uint32_t first = c->base;
+    const uint32_t end = c->base + c->nclasses;
+    for (uint32_t k = first; k < end; ++k) {
+      if (k - c->base < c->nclasses) release_share(c, k);
+    }
   }
   leave(t, depth);
   t_flushing = false;
@@ -1488,7 +1494,10 @@ void collect_all() noexcept {
       // caches wait for the next pass (no fence covers this revocation).
       if (e->pass_revoked_ != pass) e->revoke_locked();
       e->collect_pass_locked(fence_ok, &r.dead, &r.to_free);
-      if (e->caches_ == nullptr && r.to_free == nullptr && r.dead.empty() && e->all_shared_empty_locked()) {
+      // (An engine whose face may not call out now stays listed: its
+      // after_collect, the idle reset, waits for a later pass.)
+      if (e->caches_ == nullptr && r.to_free == nullptr && r.dead.empty() && e->all_shared_empty_locked() &&
+          e->may_call_out()) {
         reg.deactivate(e);
       }
     }
@@ -1559,7 +1568,7 @@ void engine::collect() {
     std::lock_guard<std::mutex> lock(reg.mu);
     lock_guard elock(mu_);
     collect_pass_locked(fence_ok, &r.dead, &r.to_free);
-    if (caches_ == nullptr && r.to_free == nullptr && r.dead.empty() && all_shared_empty_locked()) {
+    if (caches_ == nullptr && r.to_free == nullptr && r.dead.empty() && all_shared_empty_locked() && may_call_out()) {
       reg.deactivate(this);
     }
   }

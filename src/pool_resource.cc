@@ -63,6 +63,11 @@ constexpr std::size_t kGrowthLimitFactor = 4;
 // Slots a thread keeps per class: a few for the largest classes, this many
 // for the small ones.
 constexpr uint32_t kMaxSlots = 64;
+// The engine frees slot arrays, batches and class tables from collect
+// passes that may not call upstream (engine_client::may_call_out): they
+// must go back to the arena's slabs, never to upstream.
+static_assert(internal::batch::bytes_for(kMaxSlots) <= internal::meta_arena::kLargestInSlabs);
+static_assert(internal::kMaxClasses * sizeof(internal::class_slots) <= internal::meta_arena::kLargestInSlabs);
 constexpr uint32_t kMinSlots = 2;
 // Direct classes serve alignments up to this from plain upstream blocks;
 // more goes straight to upstream.

@@ -29,6 +29,8 @@ std::size_t meta_arena::bucket_bytes(std::size_t bytes, std::size_t alignment) n
   return (size + step - 1) & ~(step - 1);
 }
 
+bool inside_locked_upstream_call() noexcept { return serialized_upstream::inside_a_call(); }
+
 int meta_arena::bucket_index(std::size_t size) noexcept {
   if (size <= 256) return static_cast<int>(size / 16) - 1;
   if (size <= 1024) return 15 + static_cast<int>((size - 256) / 64);

@@ -108,6 +108,8 @@ class serialized_upstream {
   // and with a callback into A from B's upstream on a second thread, the
   // two waited for each other (a probe found it, 2 threads, nested
   // resources, collect() in both upstreams).
+  // Whether the calling thread is inside any resource's locked upstream call.
+  static bool inside_a_call() noexcept { return t_frames != nullptr; }
   bool may_call_now() const noexcept {
     if (thread_safe() || t_frames == nullptr) return true;
     for (const call_frame* f = t_frames; f != nullptr; f = f->next) {
@@ -187,10 +189,12 @@ class meta_arena {
   // What an object of `bytes` and `alignment` (at most 64) takes from a slab
   // (at most kLargest; above that, from upstream less the header).
   static std::size_t bucket_bytes(std::size_t bytes, std::size_t alignment) noexcept;
+  // The largest object kept in slabs: freeing a larger one calls upstream.
+  static constexpr std::size_t kLargestInSlabs = 4096;
 
  private:
   static constexpr int kBuckets = 40;  // 16, 32, ..., 256, 320, ..., 1024, 1280, ..., 4096
-  static constexpr std::size_t kLargest = 4096;
+  static constexpr std::size_t kLargest = kLargestInSlabs;
   static constexpr std::size_t kLargeHeader = 64;
   static constexpr std::size_t kHeadsBytes = sizeof(void*) * kBuckets;
   static int bucket_index(std::size_t size) noexcept;  // of a bucket_bytes() result

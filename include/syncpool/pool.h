@@ -322,10 +322,14 @@ class pool {
   static void meta_free(void*, void* p, size_t, size_t alignment) noexcept {
     ::operator delete(p, std::align_val_t(alignment));
   }
+  // Objects are destroyed anywhere but inside a pool_resource's locked
+  // upstream call (a collect() there): their destructors may free into a
+  // resource whose upstream lock another thread holds on its way here.
+  static bool may_call_out(const void*) noexcept { return !internal::inside_locked_upstream_call(); }
   static constexpr internal::engine_client kClient = {&destroy_objects, &shared_of, &classes_in_use,
                                                       &capacity_of,     &batch_of,  &weight_of,
                                                       &meta_alloc,      &meta_free, nullptr,
-                                                      nullptr};
+                                                      &may_call_out};
 
   friend struct internal::testing_hooks;
 

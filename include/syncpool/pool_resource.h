@@ -74,11 +74,13 @@
 //     syncpool::collect() and retry when it runs short); what that gives
 //     back reaches it re-entrantly, on the same thread. Such a collect()
 //     gives back at once only what the resources whose upstream calls the
-//     thread is inside (and those whose upstream is new_delete_resource())
-//     hold; the others age as in any cycle and give back at a later one
-//     (waiting for their upstream locks there could deadlock with a thread
-//     on its way from one of them into this one). A flush_thread_cache()
-//     there flushes those same resources only.
+//     thread is inside hold (and, but in ASan builds, those over
+//     new_delete_resource(), which take no lock); the others, and every
+//     pool<T>, age as in any cycle and give back at the next cycle run
+//     outside an upstream call (waiting for their upstream locks there
+//     could deadlock with a thread on its way from one of them into this
+//     one). A flush_thread_cache() there flushes those same resources only,
+//     and nothing if the upstream call came from a flush.
 //   - Every power-of-two alignment is honoured for every size.
 //   - Requests above `largest_required_pool_block`, and alignments no class
 //     serves, go to upstream unchanged (same bytes, same alignment); the

@@ -348,6 +348,11 @@ struct engine_client {
   bool (*may_call_out)(const void* ctx) noexcept;
 };
 
+// Whether the calling thread is inside a pool_resource's call to an upstream
+// that takes its lock (src/resource_parts.h): a pool<T>'s objects, whose
+// destructors may free into such a resource, are not destroyed from there.
+bool inside_locked_upstream_call() noexcept;
+
 inline constexpr uint32_t kMaxClasses = 128;
 
 struct engine_config {
