@@ -98,6 +98,8 @@ class serialized_upstream {
   std::pmr::memory_resource* resource() const noexcept { return r_; }
   recursive_mutex& mu() noexcept { return mu_; }
 
+  // Whether the calling thread is inside any resource's locked upstream call.
+  static bool inside_a_call() noexcept { return t_frames != nullptr; }
   // Whether the calling thread may call this upstream now without waiting
   // for a thread that may wait for it: it is inside no resource's locked
   // upstream call, or inside this one's (the lock is recursive), or this
@@ -108,8 +110,6 @@ class serialized_upstream {
   // and with a callback into A from B's upstream on a second thread, the
   // two waited for each other (a probe found it, 2 threads, nested
   // resources, collect() in both upstreams).
-  // Whether the calling thread is inside any resource's locked upstream call.
-  static bool inside_a_call() noexcept { return t_frames != nullptr; }
   bool may_call_now() const noexcept {
     if (thread_safe() || t_frames == nullptr) return true;
     for (const call_frame* f = t_frames; f != nullptr; f = f->next) {
